@@ -1,0 +1,1013 @@
+"""The session: ``request`` -> ``send`` -> ``_send_hop`` -> ``_send_with_retries`` -> ``_attempt``.
+
+``send`` opens one logical request (its span, its deadline, its retry counters) and hands
+each hop of it to ``_send_hop``, which does what ``requests.Session.send`` does (hooks,
+cookies, redirects) except that the adapter call goes through ``_send_with_retries``: one
+adapter call per attempt, the mounted adapters never retrying themselves. A redirect hop
+re-enters ``send`` from ``resolve_redirects``; it joins the logical request already open in
+this context instead of opening another, so hops are resends of the same logical request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.cookiejar import CookieJar
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies
+
+import requests
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Span, SpanKind, TracerProvider
+from requests import PreparedRequest, Request, Response
+from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.cookies import (
+    RequestsCookieJar,
+    cookiejar_from_dict,
+    extract_cookies_to_jar,
+    merge_cookies,
+)
+from requests.hooks import dispatch_hook
+from requests.sessions import merge_hooks, merge_setting
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_netrc_auth, resolve_proxies, rewind_body
+from urllib3.util.retry import Retry
+
+from . import _urls
+from ._auth import AuthHeaders
+from ._retry import RetryPolicy, error_type
+from ._version import __version__
+from .errors import (
+    ApiConnectionError,
+    ApiConnectTimeout,
+    ApiHTTPError,
+    ApiReadTimeout,
+    ApiTimeout,
+    AttemptRecord,
+    DeadlineExceeded,
+    InvalidConfigError,
+    InvalidURLError,
+    RequestsApiError,
+)
+from .redaction import DEFAULT_REDACTOR
+from .telemetry import _semconv as sc
+from .telemetry._instruments import (
+    Instruments,
+    Telemetry,
+    guarded,
+    ids_of,
+    method_attributes,
+    record_exception,
+    set_status,
+    span_name,
+    suppress_http,
+)
+
+__all__ = ["DEFAULT_TIMEOUT", "Session"]
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds each attempt may wait to connect and between bytes read, when none is given."""
+
+USER_AGENT = f"observable-session/{__version__}"
+
+_log = structlog.get_logger(sc.LOGGER_NAME)
+_UNSET: Any = object()
+
+
+@dataclass(slots=True)
+class _CallOptions:
+    """What ``request()`` knows and ``send()`` needs: the route and the deadline."""
+
+    url_template: str | None
+    deadline: float | None
+
+
+@dataclass(slots=True)
+class _Call:
+    """The state of one logical request, shared by its attempts and redirect hops."""
+
+    session: Session
+    method: str
+    url_template: str | None
+    deadline: float | None
+    deadline_at: float | None
+    retry: Retry
+    instruments: Instruments | None
+    span: Span | None = None
+    span_context: otel_context.Context | None = None
+    attempts: int = 0
+    history: list[AttemptRecord] = field(default_factory=list)
+    redirecting: bool = False
+    exhausted: bool = False
+    server_address: str = ""
+
+
+_PENDING: contextvars.ContextVar[_CallOptions | None] = contextvars.ContextVar(
+    "observable_session_pending", default=None
+)
+_ACTIVE: contextvars.ContextVar[_Call | None] = contextvars.ContextVar(
+    "observable_session_active", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Environment:
+    """What ``requests`` would read from the environment on every request, read once."""
+
+    proxies: Mapping[str, str]
+    ca_bundle: str | None
+    netrc: bool
+
+    @classmethod
+    def read(cls) -> _Environment:
+        netrc_paths = [os.environ.get("NETRC"), "~/.netrc", "~/_netrc"]
+        return cls(
+            proxies=dict(getproxies()),
+            ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"),
+            netrc=any(p and os.path.exists(os.path.expanduser(p)) for p in netrc_paths),
+        )
+
+
+class Session(requests.Session):
+    """A ``requests.Session`` that retries attempt by attempt, traced, measured and masked.
+
+    Args:
+        base_url: Base URL that relative URLs are joined to; an absolute http(s) URL.
+        headers: Headers to include in all requests (after requests' defaults).
+        auth_headers: Authorization headers to include in all requests to ``base_url``'s
+            origin (and ``auth_origins``). Values are masked in errors, logs and traces.
+        retries_total: Retries in all, per logical request. Default 2.
+        retries_connect: Retries after connect failures. Default 1.
+        backoff_factor: Seconds; the sleep before retry ``n`` is
+            ``backoff_factor * 2 ** (n - 1)``. Default 0.5.
+        auth_origins: More URLs whose origins may receive the auth headers.
+        timeout: Per-attempt timeout when a call gives none. Default 30 s.
+        deadline: Seconds a logical request may take, all attempts and sleeps together.
+        retry_post_on_status: Retry POST and PATCH on forcelist statuses, as the seed does.
+        raise_for_status: ``request()`` raises :class:`ApiHTTPError` on 4xx/5xx.
+        backoff_max: Cap on one computed backoff.
+        backoff_jitter: Random seconds (up to this) added to a computed backoff.
+        retry_after_max: Cap on a ``Retry-After`` wait.
+        tracer_provider: Where spans go; the global provider by default.
+        meter_provider: Where metric points go; the global provider by default.
+        sleep: The function that sleeps between attempts (tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        base_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth_headers: Mapping[str, str] | None = None,
+        retries_total: int = 2,
+        retries_connect: int = 1,
+        backoff_factor: float = 0.5,
+        auth_origins: Iterable[str] | None = None,
+        timeout: float | tuple[float, float] | None = DEFAULT_TIMEOUT,
+        deadline: float | None = None,
+        retry_post_on_status: bool = True,
+        raise_for_status: bool = True,
+        backoff_max: float = 60.0,
+        backoff_jitter: float = 0.0,
+        retry_after_max: float = 120.0,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        **kwargs: Any,
+    ) -> None:
+        # Validate everything before touching any state: no half-built session.
+        base = _urls.validate_base_url(base_url) if base_url is not None else None
+        policy = RetryPolicy(
+            total=retries_total,
+            connect=retries_connect,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_jitter,
+            retry_after_max=retry_after_max,
+            retry_post_on_status=retry_post_on_status,
+        )
+        origins = self._check_origins(base, auth_origins)
+        _check_deadline(deadline)
+        auth = AuthHeaders(auth_headers)
+        super().__init__(*args, **kwargs)
+        self._base_url = base
+        self._auth_headers = auth
+        self._auth_origins = origins
+        self._policy = policy
+        self.timeout = timeout
+        self.deadline = deadline
+        self.raise_for_status = raise_for_status
+        self._sleep = sleep
+        self._telemetry = Telemetry(tracer_provider, meter_provider)
+        self._ua_lock = threading.Lock()
+        self._env = _Environment.read()
+        if headers:
+            self.headers.update(headers)
+        if not any(k.lower() == "user-agent" for k in (headers or {})):
+            self.headers["User-Agent"] = USER_AGENT
+
+    # -- configuration ------------------------------------------------------------------
+
+    @staticmethod
+    def _check_origins(
+        base: str | None, auth_origins: Iterable[str] | None
+    ) -> frozenset[_urls.Origin]:
+        origins: set[_urls.Origin] = set()
+        if base is not None:
+            base_origin = _urls.origin_of(base)
+            assert base_origin is not None
+            origins.add(base_origin)
+        if isinstance(auth_origins, str):
+            raise InvalidConfigError("auth_origins must be a list of URLs, not a str")
+        for url in auth_origins or ():
+            origin = _urls.origin_of(url) if isinstance(url, str) else None
+            if origin is None:
+                raise InvalidConfigError("auth_origins entries must be absolute http(s) URLs")
+            origins.add(origin)
+        return frozenset(origins)
+
+    @property
+    def base_url(self) -> str | None:
+        """Return the base URL."""
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, value: str | None) -> None:
+        base = _urls.validate_base_url(value) if value is not None else None
+        old = _urls.origin_of(self._base_url) if self._base_url else None
+        origins = set(self._auth_origins) - ({old} if old else set())
+        if base is not None:
+            new_origin = _urls.origin_of(base)
+            assert new_origin is not None
+            origins.add(new_origin)
+        self._base_url = base
+        self._auth_origins = frozenset(origins)
+
+    @property
+    def auth_headers(self) -> AuthHeaders:
+        """The auth headers; assigning a value (or a new mapping) rotates the credential."""
+        return self._auth_headers
+
+    @auth_headers.setter
+    def auth_headers(self, value: Mapping[str, str] | None) -> None:
+        new = AuthHeaders(value)
+        self._auth_headers.forget()
+        self._auth_headers = new
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The immutable retry settings of this session."""
+        return self._policy
+
+    def add_user_agent(self, user_agent: str) -> None:
+        """Append ``user_agent`` to the User-Agent header unless that token is already there."""
+        if not isinstance(user_agent, str) or not user_agent.strip() or any(
+            c in user_agent for c in "\r\n"
+        ):
+            raise InvalidConfigError("user_agent must be a non-empty str without CR/LF")
+        with self._ua_lock:
+            current = str(self.headers.get("User-Agent", ""))
+            tokens = current.split()
+            for token in user_agent.split():
+                if token not in tokens:
+                    tokens.append(token)
+            self.headers["User-Agent"] = " ".join(tokens)
+
+    def refresh_environment(self) -> None:
+        """Re-read proxy, CA bundle and netrc settings from the environment.
+
+        Like httpx, the session reads them once, at creation, instead of on every request.
+        """
+        self._env = _Environment.read()
+
+    def mount(self, prefix: str, adapter: BaseAdapter) -> None:
+        """Register an adapter; one whose own ``max_retries`` would retry is refused.
+
+        The session retries attempt by attempt itself, so retries in the adapter would stack.
+        """
+        retries = getattr(adapter, "max_retries", None)
+        if isinstance(retries, Retry) and retries.total not in (0, False):
+            raise InvalidConfigError(
+                "mounted adapters must have max_retries=0: the session retries itself"
+            )
+        super().mount(prefix, adapter)
+
+    def close(self) -> None:
+        """Close the adapters and forget this session's secrets in the redactor."""
+        super().close()
+        self._auth_headers.forget()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__module__.split('.')[0]}.Session base_url={self._base_url!r} "
+            f"auth_headers={self._auth_headers!r}>"
+        )
+
+    # -- pickling -----------------------------------------------------------------------
+
+    _OWN_STATE = (
+        "_base_url",
+        "_auth_headers",
+        "_auth_origins",
+        "_policy",
+        "timeout",
+        "deadline",
+        "raise_for_status",
+    )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()
+        for name in self._OWN_STATE:
+            state[name] = getattr(self, name)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name in self._OWN_STATE:
+            setattr(self, name, state.pop(name))
+        super().__setstate__(state)
+        self._sleep = time.sleep
+        self._telemetry = Telemetry()
+        self._ua_lock = threading.Lock()
+        self._env = _Environment.read()
+
+    # -- preparing ----------------------------------------------------------------------
+
+    def request(  # type: ignore[override]
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        *args: Any,
+        path_params: Mapping[str, object] | None = None,
+        url_template: str | None = None,
+        deadline: float | None = _UNSET,
+        raise_for_status: bool | None = None,
+        **kwargs: Any,
+    ) -> Response:
+        """Construct, prepare and send a request; raise on 4xx/5xx after retries.
+
+        Args:
+            method: The HTTP method.
+            url: A URL relative to ``base_url``, or absolute; with ``path_params``, a route
+                template such as ``"/jobs/{job_id}"``.
+            path_params: Values for the template's fields (percent-encoded).
+            url_template: The route to report as ``url.template`` (low cardinality).
+            deadline: Seconds for the whole logical request; overrides the session's.
+            raise_for_status: Overrides the session's ``raise_for_status``.
+            *args: As for ``requests.Session.request``.
+            **kwargs: As for ``requests.Session.request``.
+        """
+        if isinstance(url, bytes):
+            url = url.decode("utf-8")
+        if isinstance(method, bytes):
+            method = method.decode("ascii")
+        template = url_template
+        if path_params is not None:
+            template = url_template or url
+            url = _urls.fill_template(template, path_params)
+        full_url = _urls.join_url(self._base_url, url)
+        route = _urls.template_path(self._base_url, template) if template else None
+        if deadline is not _UNSET:
+            _check_deadline(deadline)
+        options = _CallOptions(route, self.deadline if deadline is _UNSET else deadline)
+        token = _PENDING.set(options)
+        try:
+            response = super().request(method, full_url, *args, **kwargs)
+        finally:
+            _PENDING.reset(token)
+        should_raise = self.raise_for_status if raise_for_status is None else raise_for_status
+        if should_raise and response.status_code >= 400:
+            raise _http_error(response)
+        return response
+
+    def prepare_request(self, request: Request) -> PreparedRequest:
+        """Prepare ``request`` as requests does, then add the auth headers where allowed."""
+        cookies = request.cookies or {}
+        if not isinstance(cookies, CookieJar):
+            cookies = cookiejar_from_dict(cookies)
+        merged_cookies = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies), cookies)
+        auth = request.auth
+        if self.trust_env and not auth and not self.auth and self._env.netrc:
+            auth = get_netrc_auth(request.url)
+        prepared = PreparedRequest()
+        prepared.prepare(
+            method=request.method.upper() if request.method else request.method,
+            url=request.url,
+            files=request.files,
+            data=request.data,
+            json=request.json,
+            headers=merge_setting(request.headers, self.headers, dict_class=CaseInsensitiveDict),
+            params=merge_setting(request.params, self.params),
+            auth=merge_setting(auth, self.auth),
+            cookies=merged_cookies,
+            hooks=merge_hooks(request.hooks, self.hooks),
+        )
+        if prepared.url and self._auth_allowed(prepared.url):
+            explicit = {k.lower() for k in (request.headers or {})}
+            for name, value in self._auth_headers.pairs():
+                if name.lower() not in explicit:
+                    prepared.headers[name] = value
+        return prepared
+
+    def _auth_allowed(self, url: str) -> bool:
+        """Whether ``url``'s origin may receive the auth headers."""
+        if not self._auth_origins:
+            return True
+        return _urls.origin_of(url) in self._auth_origins
+
+    def rebuild_auth(self, prepared_request: PreparedRequest, response: Response) -> None:
+        """On a redirect, strip every auth header (not only Authorization) off-origin."""
+        super().rebuild_auth(prepared_request, response)
+        old = _urls.origin_of(response.request.url or "")
+        new_url = prepared_request.url or ""
+        new = _urls.origin_of(new_url)
+        if new != old and not (self._auth_origins and new in self._auth_origins):
+            for name in self._auth_headers:
+                prepared_request.headers.pop(name, None)
+
+    def merge_environment_settings(
+        self,
+        url: str | bytes | None,
+        proxies: Any,
+        stream: Any,
+        verify: Any,
+        cert: Any,
+    ) -> dict[str, Any]:
+        """Merge settings as requests does, from the environment read at creation."""
+        if self.trust_env and self._env.proxies:
+            # Proxies are configured: let requests apply no_proxy rules exactly.
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if self.trust_env and (verify is True or verify is None) and self._env.ca_bundle:
+            verify = self._env.ca_bundle
+        return {
+            "proxies": merge_setting(proxies, self.proxies),
+            "stream": merge_setting(stream, self.stream),
+            "verify": merge_setting(verify, self.verify),
+            "cert": merge_setting(cert, self.cert),
+        }
+
+    # -- sending ------------------------------------------------------------------------
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
+        """Send a prepared request as one logical request, retrying attempt by attempt.
+
+        Extra keyword arguments beyond requests': ``url_template`` and ``deadline``.
+        """
+        if isinstance(request, Request):
+            raise ValueError("You can only send PreparedRequests.")
+        template = kwargs.pop("url_template", None)
+        deadline = kwargs.pop("deadline", _UNSET)
+        active = _ACTIVE.get()
+        if active is not None and active.session is self and active.redirecting:
+            return self._send_hop(request, active, kwargs)
+        options = _PENDING.get()
+        if options is not None:
+            _PENDING.set(None)
+            template = template or options.url_template
+            if deadline is _UNSET:
+                deadline = options.deadline
+        elif template is not None:
+            template = _urls.template_path(self._base_url, template)
+        if deadline is _UNSET:
+            deadline = self.deadline
+        _check_deadline(deadline)
+        return self._send_logical(request, kwargs, template, deadline)
+
+    def _send_logical(
+        self,
+        request: PreparedRequest,
+        kwargs: dict[str, Any],
+        template: str | None,
+        deadline: float | None,
+    ) -> Response:
+        method = (request.method or "GET").upper()
+        start = time.perf_counter()
+        call = _Call(
+            session=self,
+            method=method,
+            url_template=template,
+            deadline=deadline,
+            deadline_at=time.monotonic() + deadline if deadline is not None else None,
+            retry=self._policy.start(),
+            instruments=None,
+        )
+        with guarded("instruments"):
+            call.instruments = self._telemetry.instruments()
+        ctx_token = None
+        if call.instruments is not None:
+            with guarded("logical span start"):
+                call.span = call.instruments.tracer.start_span(
+                    span_name(method, template),
+                    kind=SpanKind.INTERNAL,
+                    attributes=_span_attributes(method, request.url or "", template),
+                )
+                call.span_context = trace.set_span_in_context(call.span)
+                ctx_token = otel_context.attach(call.span_context)
+        token = _ACTIVE.set(call)
+        response: Response | None = None
+        failure: BaseException | None = None
+        try:
+            response = self._send_hop(request, call, kwargs)
+        except RequestsApiError as exc:
+            failure = exc
+        except requests.RequestException as exc:
+            failure = _wrap(exc, call, None)
+        except BaseException as exc:
+            self._end_logical(call, start, None, exc, ctx_token)
+            raise
+        finally:
+            _ACTIVE.reset(token)
+        self._end_logical(call, start, response, failure, ctx_token)
+        if failure is not None:
+            raise failure
+        assert response is not None
+        response._observable_session = (call.attempts, tuple(call.history))  # type: ignore[attr-defined]
+        return response
+
+    def _end_logical(
+        self,
+        call: _Call,
+        start: float,
+        response: Response | None,
+        failure: BaseException | None,
+        ctx_token: object,
+    ) -> None:
+        duration = time.perf_counter() - start
+        status = response.status_code if response is not None else None
+        if failure is not None:
+            status = getattr(failure, "status_code", None)
+        err = _error_type_of(status, failure)
+        inst = call.instruments
+        if inst is not None:
+            with guarded("logical span end"):
+                if call.span is not None:
+                    span = call.span
+                    if status is not None:
+                        span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
+                    if err is not None:
+                        span.set_attribute(sc.ERROR_TYPE, err)
+                    span.set_attribute(sc.ATTEMPTS, call.attempts)
+                    if call.exhausted:
+                        span.set_attribute(sc.RETRIES_EXHAUSTED, True)
+                    set_status(span, status, err)
+                    span.end()
+            with guarded("logical metrics"):
+                attrs = _metric_attributes(call, response.url if response else None, status, err)
+                attrs[sc.RETRIES_EXHAUSTED] = call.exhausted
+                inst.request_duration.record(duration, attrs)
+        if ctx_token is not None:
+            otel_context.detach(ctx_token)  # type: ignore[arg-type]
+        if failure is None:
+            _log.debug(
+                sc.EVENT_REQUEST_COMPLETED,
+                method=call.method,
+                url_template=call.url_template,
+                status_code=status,
+                attempts=call.attempts,
+                duration_s=round(duration, 6),
+                **_ids(call.span),
+            )
+
+    def _send_hop(self, request: PreparedRequest, call: _Call, kwargs: dict[str, Any]) -> Response:
+        """One hop: what ``requests.Session.send`` does, with the attempts retried."""
+        kwargs.setdefault("stream", self.stream)
+        kwargs.setdefault("verify", self.verify)
+        kwargs.setdefault("cert", self.cert)
+        if "proxies" not in kwargs:
+            kwargs["proxies"] = (
+                resolve_proxies(request, self.proxies, self.trust_env)
+                if self.trust_env and self._env.proxies
+                else dict(self.proxies or {})
+            )
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        allow_redirects = kwargs.pop("allow_redirects", True)
+        stream = kwargs.get("stream")
+        adapter = self.get_adapter(url=request.url or "")
+        r = self._send_with_retries(adapter, request, call, kwargs)
+        r = dispatch_hook("response", request.hooks, r, **kwargs)
+        if r.history:
+            for resp in r.history:
+                extract_cookies_to_jar(self.cookies, resp.request, resp.raw)
+        extract_cookies_to_jar(self.cookies, request, r.raw)
+        history: list[Response] = []
+        if allow_redirects:
+            call.redirecting = True
+            try:
+                history = list(self.resolve_redirects(r, request, **kwargs))
+            finally:
+                call.redirecting = False
+        if history:
+            history.insert(0, r)
+            r = history.pop()
+            r.history = history
+        if not allow_redirects:
+            try:
+                r._next = next(  # type: ignore[attr-defined]
+                    self.resolve_redirects(r, request, yield_requests=True, **kwargs)
+                )
+            except StopIteration:
+                pass
+        if not stream:
+            r.content  # noqa: B018 - read the body, as requests does
+        return r
+
+    def _send_with_retries(
+        self,
+        adapter: BaseAdapter,
+        request: PreparedRequest,
+        call: _Call,
+        kwargs: dict[str, Any],
+    ) -> Response:
+        """Attempt, decide, sleep, attempt again: one adapter call per attempt."""
+        replayable = _body_replayable(request)
+        while True:
+            attempt_kwargs = dict(kwargs, timeout=_bounded_timeout(kwargs["timeout"], call))
+            started = time.perf_counter()
+            response, error = self._attempt(adapter, request, call, attempt_kwargs)
+            duration = time.perf_counter() - started
+            decision = self._policy.decide(
+                call.retry, call.method, response=response, error=error, replayable=replayable
+            )
+            status = response.status_code if response is not None else None
+            record = AttemptRecord(status, _error_type_of(status, error), duration)
+            call.history.append(record)
+            expired = call.deadline_at is not None and (
+                time.monotonic() + decision.backoff >= call.deadline_at
+            )
+            if decision.retry is None or expired:
+                if decision.exhausted or (decision.retry is not None and expired):
+                    call.exhausted = True
+                    _log.warning(
+                        sc.EVENT_RETRIES_EXHAUSTED,
+                        method=call.method,
+                        url_template=call.url_template,
+                        attempts=call.attempts,
+                        reason=decision.reason,
+                        deadline_expired=expired,
+                        **_ids(call.span),
+                    )
+                if expired and (decision.retry is not None or error is not None):
+                    raise _deadline_error(call, response, error)
+                if error is not None:
+                    raise _wrap(error, call, None)
+                assert response is not None
+                return response
+            call.retry = decision.retry
+            call.history[-1] = AttemptRecord(
+                status, record.error_type, duration, decision.backoff
+            )
+            self._retry_scheduled(call, decision.reason, decision.backoff, decision.retry_after)
+            if response is not None:
+                _release(response)
+            if decision.backoff > 0:
+                self._sleep(decision.backoff)
+                if call.instruments is not None:
+                    with guarded("backoff metric"):
+                        call.instruments.backoff.record(
+                            decision.backoff, _retry_attributes(call)
+                        )
+            if request.body is not None and not isinstance(request.body, (bytes, str)):
+                rewind_body(request)
+
+    def _retry_scheduled(
+        self, call: _Call, reason: str, backoff: float, retry_after: bool
+    ) -> None:
+        if call.instruments is not None:
+            with guarded("retry telemetry"):
+                if call.span is not None:
+                    call.span.add_event(
+                        sc.RETRY_EVENT,
+                        {
+                            sc.HTTP_REQUEST_RESEND_COUNT: call.attempts,
+                            sc.RETRY_REASON: reason,
+                            sc.RETRY_BACKOFF: backoff,
+                            sc.RETRY_AFTER: retry_after,
+                        },
+                    )
+                attrs = _retry_attributes(call)
+                attrs[sc.RETRY_REASON] = reason
+                call.instruments.retries.add(1, attrs)
+        _log.info(
+            sc.EVENT_RETRY_SCHEDULED,
+            method=call.method,
+            url_template=call.url_template,
+            reason=reason,
+            backoff_s=backoff,
+            retry_after=retry_after,
+            attempt=call.attempts + 1,
+            **_ids(call.span),
+        )
+
+    def _attempt(
+        self,
+        adapter: BaseAdapter,
+        request: PreparedRequest,
+        call: _Call,
+        kwargs: dict[str, Any],
+    ) -> tuple[Response | None, requests.RequestException | None]:
+        """One adapter call in its own CLIENT span, with trace context injected."""
+        resend_count = call.attempts
+        call.attempts += 1
+        inst = call.instruments
+        url = request.url or ""
+        call.server_address = _split(url)[1]
+        span: Span | None = None
+        ctx_token = None
+        active_attrs: dict[str, Any] | None = None
+        if inst is not None:
+            with guarded("attempt span start"):
+                attrs = _span_attributes(call.method, url, call.url_template, full=True)
+                if resend_count:
+                    attrs[sc.HTTP_REQUEST_RESEND_COUNT] = resend_count
+                span = inst.tracer.start_span(
+                    span_name(call.method, call.url_template),
+                    context=call.span_context,
+                    kind=SpanKind.CLIENT,
+                    attributes=attrs,
+                )
+                ctx = suppress_http(trace.set_span_in_context(span, call.span_context))
+                ctx_token = otel_context.attach(ctx)
+                propagate.inject(request.headers)
+                active_attrs = _metric_attributes(call, url, None, None, active=True)
+                inst.active_requests.add(1, active_attrs)
+        started = time.perf_counter()
+        response: Response | None = None
+        error: requests.RequestException | None = None
+        try:
+            response = adapter.send(request, **kwargs)
+            if not kwargs.get("stream"):
+                response.content  # noqa: B018 - a truncated body is this attempt's failure
+        except requests.RequestException as exc:
+            error = exc
+            if response is not None:
+                response.close()
+                response = None
+        except BaseException as exc:
+            self._end_attempt(call, span, ctx_token, active_attrs, url, started, None, exc)
+            raise
+        if response is not None:
+            response.elapsed = timedelta(seconds=time.perf_counter() - started)
+        self._end_attempt(call, span, ctx_token, active_attrs, url, started, response, error)
+        return response, error
+
+    def _end_attempt(
+        self,
+        call: _Call,
+        span: Span | None,
+        ctx_token: object,
+        active_attrs: dict[str, Any] | None,
+        url: str,
+        started: float,
+        response: Response | None,
+        error: BaseException | None,
+    ) -> None:
+        duration = time.perf_counter() - started
+        status = response.status_code if response is not None else None
+        err = _error_type_of(status, error)
+        inst = call.instruments
+        if inst is not None:
+            with guarded("attempt span end"):
+                if active_attrs is not None:
+                    inst.active_requests.add(-1, active_attrs)
+                version = _protocol_version(response)
+                if span is not None:
+                    if status is not None:
+                        span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
+                    if version:
+                        span.set_attribute(sc.NETWORK_PROTOCOL_VERSION, version)
+                    if err is not None:
+                        span.set_attribute(sc.ERROR_TYPE, err)
+                    if error is not None:
+                        record_exception(span, err or "", DEFAULT_REDACTOR.mask(str(error)))
+                    set_status(span, status, err)
+                    span.end()
+                attrs = _metric_attributes(call, url, status, err)
+                if version:
+                    attrs[sc.NETWORK_PROTOCOL_VERSION] = version
+                inst.attempt_duration.record(duration, attrs)
+        if ctx_token is not None:
+            otel_context.detach(ctx_token)  # type: ignore[arg-type]
+        if error is not None or (status is not None and status >= 500) or status == 429:
+            _log.warning(
+                sc.EVENT_ATTEMPT_FAILED,
+                method=call.method,
+                url_template=call.url_template,
+                attempt=call.attempts,
+                status_code=status,
+                error_type=err,
+                duration_s=round(duration, 6),
+                **_ids(span if span is not None else call.span),
+            )
+
+
+# -- small pure helpers ----------------------------------------------------------------
+
+
+def _check_deadline(deadline: object) -> None:
+    if deadline is None:
+        return
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or deadline <= 0:
+        raise InvalidConfigError("deadline must be a number of seconds > 0, or None")
+
+
+def _bounded_timeout(timeout: Any, call: _Call) -> Any:
+    """The attempt's timeout, shortened so that no wait outlives the call's deadline."""
+    if call.deadline_at is None:
+        return timeout
+    remaining = call.deadline_at - time.monotonic()
+    if remaining <= 0:
+        raise _deadline_error(call, None, None)
+    if isinstance(timeout, tuple):
+        return tuple(remaining if t is None else min(t, remaining) for t in timeout)
+    if isinstance(timeout, (int, float)):
+        return min(timeout, remaining)
+    return remaining if timeout is None else timeout
+
+
+def _body_replayable(request: PreparedRequest) -> bool:
+    """Whether the body can be sent again: bytes, str, or a file that was seekable."""
+    body = request.body
+    if body is None or isinstance(body, (bytes, str)):
+        return True
+    return hasattr(body, "read") and isinstance(getattr(request, "_body_position", None), int)
+
+
+def _release(response: Response) -> None:
+    """Drain and close a response before retrying, so its connection goes back to the pool."""
+    try:
+        response.content  # noqa: B018
+    except (requests.RequestException, RuntimeError):
+        pass
+    response.close()
+
+
+def _protocol_version(response: Response | None) -> str | None:
+    raw = getattr(response, "raw", None)
+    version = getattr(raw, "version", None)
+    return {10: "1.0", 11: "1.1", 20: "2"}.get(version) if isinstance(version, int) else None
+
+
+def _error_type_of(status: int | None, error: BaseException | None) -> str | None:
+    if isinstance(error, RequestsApiError) and error.error_type:
+        return error.error_type
+    if error is not None:
+        return error_type(error)
+    if status is not None and status >= 400:
+        return str(status)
+    return None
+
+
+def _split(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        port = 443 if scheme == "https" else 80
+    return scheme, host, port
+
+
+def _span_attributes(
+    method: str, url: str, template: str | None, *, full: bool = False
+) -> dict[str, Any]:
+    scheme, host, port = _split(url)
+    attrs: dict[str, Any] = method_attributes(method)
+    attrs[sc.SERVER_ADDRESS] = host
+    attrs[sc.SERVER_PORT] = port
+    attrs[sc.URL_FULL] = DEFAULT_REDACTOR.mask_url(url)
+    if full:
+        attrs[sc.URL_SCHEME] = scheme
+    if template:
+        attrs[sc.URL_TEMPLATE] = template
+    return attrs
+
+
+def _metric_attributes(
+    call: _Call, url: str | None, status: int | None, err: str | None, *, active: bool = False
+) -> dict[str, Any]:
+    """Low-cardinality attributes: never a raw URL, never a header value."""
+    scheme, host, port = _split(url or "")
+    attrs: dict[str, Any] = method_attributes(call.method)
+    attrs[sc.SERVER_ADDRESS] = host
+    attrs[sc.SERVER_PORT] = port
+    attrs[sc.URL_SCHEME] = scheme
+    if call.url_template:
+        attrs[sc.URL_TEMPLATE] = call.url_template
+    if active:
+        return attrs
+    if status is not None:
+        attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status
+    if err is not None:
+        attrs[sc.ERROR_TYPE] = err
+    return attrs
+
+
+def _retry_attributes(call: _Call) -> dict[str, Any]:
+    attrs: dict[str, Any] = method_attributes(call.method)
+    attrs[sc.SERVER_ADDRESS] = call.server_address
+    if call.url_template:
+        attrs[sc.URL_TEMPLATE] = call.url_template
+    return attrs
+
+
+def _ids(span: Span | None) -> dict[str, str | None]:
+    if span is None:
+        return ids_of(trace.get_current_span())
+    return ids_of(span)
+
+
+def _http_error(response: Response) -> ApiHTTPError:
+    """The seed's message (JSON ``message``/``error.message``/``error``, else text), masked."""
+    attempts, history = getattr(response, "_observable_session", (1, ()))
+    detail = _detail(response)
+    url = DEFAULT_REDACTOR.mask_url(response.url or "")
+    reason = response.reason or ""
+    message = f"{response.status_code} {reason} for {response.request.method} {url}"
+    if attempts > 1:
+        message += f" after {attempts} attempts"
+    if detail:
+        message += f": {detail}"
+    return ApiHTTPError(
+        DEFAULT_REDACTOR.mask(message), response=response, attempts=attempts, history=history
+    )
+
+
+def _detail(response: Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        for candidate in (
+            data.get("message"),
+            error.get("message") if isinstance(error, dict) else None,
+            error,
+        ):
+            if isinstance(candidate, str) and candidate:
+                return candidate[:1000]
+    try:
+        text = response.text
+    except (requests.RequestException, RuntimeError):
+        text = ""
+    return text.strip()[:1000]
+
+
+_ERROR_CLASSES: tuple[tuple[type[BaseException], type[RequestsApiError]], ...] = (
+    (requests.ConnectTimeout, ApiConnectTimeout),
+    (requests.ReadTimeout, ApiReadTimeout),
+    (requests.Timeout, ApiTimeout),
+    (requests.ConnectionError, ApiConnectionError),
+    (requests.exceptions.ChunkedEncodingError, ApiConnectionError),
+    (requests.exceptions.InvalidURL, InvalidURLError),
+    (requests.exceptions.InvalidSchema, InvalidURLError),
+    (requests.exceptions.MissingSchema, InvalidURLError),
+)
+
+
+def _wrap(error: BaseException, call: _Call, response: Response | None) -> RequestsApiError:
+    """Our typed, masked error for a requests failure; its cause is a masked copy."""
+    cls: type[RequestsApiError] = RequestsApiError
+    for source, target in _ERROR_CLASSES:
+        if isinstance(error, source):
+            cls = target
+            break
+    attempts = f" after {call.attempts} attempts" if call.attempts > 1 else ""
+    message = DEFAULT_REDACTOR.mask(f"{call.method} failed{attempts}: {error}")
+    exc = cls(message, response=response, attempts=call.attempts, history=tuple(call.history))
+    exc.error_type = error_type(error)
+    exc.__cause__ = DEFAULT_REDACTOR.sanitize_exception(error)
+    exc.__suppress_context__ = True
+    return exc
+
+
+def _deadline_error(
+    call: _Call, response: Response | None, error: BaseException | None
+) -> DeadlineExceeded:
+    last = f"; last: {response.status_code}" if response is not None else ""
+    if error is not None:
+        last = f"; last: {error_type(error)}"
+    message = (
+        f"{call.method} deadline of {call.deadline}s exceeded after {call.attempts} attempts"
+        f"{last}"
+    )
+    exc = DeadlineExceeded(
+        DEFAULT_REDACTOR.mask(message),
+        response=response,
+        attempts=call.attempts,
+        history=tuple(call.history),
+    )
+    if error is not None:
+        exc.__cause__ = DEFAULT_REDACTOR.sanitize_exception(error)
+        exc.__suppress_context__ = True
+    return exc

@@ -1,0 +1,232 @@
+"""Spans and metric points for logical requests and their attempts.
+
+A :class:`Telemetry` belongs to one session. Per logical request it hands out an
+:class:`Instruments` (or ``None`` when nothing would be recorded: no SDK configured, or the
+caller suppressed HTTP instrumentation), and the session calls the small functions below at
+each step of its loop. Every name comes from :mod:`._semconv`.
+
+Telemetry is a side channel: these functions are called inside ``guarded()``, so an error in
+an exporter or a provider is logged once and never changes what the request returns or raises.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+
+from .._version import __version__
+from . import _semconv as sc
+
+_log = structlog.get_logger(sc.LOGGER_NAME)
+
+KNOWN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY"}
+)
+
+try:  # the key opentelemetry-instrumentation-{requests,urllib3} honour, if installed
+    from opentelemetry.instrumentation.utils import (
+        _SUPPRESS_HTTP_INSTRUMENTATION_KEY as _SUPPRESS_HTTP_KEY,
+    )
+except ImportError:  # pragma: no cover - instrumentation packages are optional
+    _SUPPRESS_HTTP_KEY = None
+_SUPPRESS_ALL_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+
+
+def is_suppressed() -> bool:
+    """Whether the caller suppressed (HTTP) instrumentation in the current context."""
+    if otel_context.get_value(_SUPPRESS_ALL_KEY):
+        return True
+    return _SUPPRESS_HTTP_KEY is not None and bool(otel_context.get_value(_SUPPRESS_HTTP_KEY))
+
+
+def suppress_http(ctx: otel_context.Context) -> otel_context.Context:
+    """``ctx`` with HTTP instrumentation below us (requests, urllib3) switched off."""
+    if _SUPPRESS_HTTP_KEY is None:
+        return ctx
+    return otel_context.set_value(_SUPPRESS_HTTP_KEY, True, ctx)
+
+
+def method_attributes(method: str) -> dict[str, str]:
+    """``http.request.method`` (and ``_original`` for a method the conventions do not know)."""
+    if method in KNOWN_METHODS:
+        return {sc.HTTP_REQUEST_METHOD: method}
+    return {sc.HTTP_REQUEST_METHOD: "_OTHER", sc.HTTP_REQUEST_METHOD_ORIGINAL: method}
+
+
+def span_name(method: str, url_template: str | None) -> str:
+    """``{METHOD}`` or ``{METHOD} {url.template}``; ``HTTP`` for an unknown method."""
+    name = method if method in KNOWN_METHODS else "HTTP"
+    return f"{name} {url_template}" if url_template else name
+
+
+class Instruments:
+    """The tracer and the metric instruments of one pair of providers."""
+
+    __slots__ = (
+        "active_requests",
+        "attempt_duration",
+        "backoff",
+        "request_duration",
+        "retries",
+        "tracer",
+    )
+
+    def __init__(self, tracer: Tracer, meter: Meter) -> None:
+        self.tracer = tracer
+        buckets = list(sc.DURATION_BUCKETS)
+        self.attempt_duration = meter.create_histogram(
+            sc.METRIC_CLIENT_REQUEST_DURATION,
+            unit="s",
+            description="Duration of HTTP client requests: one point per attempt.",
+            explicit_bucket_boundaries_advisory=buckets,
+        )
+        self.active_requests = meter.create_up_down_counter(
+            sc.METRIC_CLIENT_ACTIVE_REQUESTS,
+            unit="{request}",
+            description="Number of attempts in flight.",
+        )
+        self.request_duration = meter.create_histogram(
+            sc.METRIC_REQUEST_DURATION,
+            unit="s",
+            description="Duration of logical requests, all attempts and backoff included.",
+            explicit_bucket_boundaries_advisory=buckets,
+        )
+        self.retries = meter.create_counter(
+            sc.METRIC_RETRIES,
+            unit="{retry}",
+            description="Retries scheduled, by reason.",
+        )
+        self.backoff = meter.create_histogram(
+            sc.METRIC_RETRY_BACKOFF,
+            unit="s",
+            description="Backoff sleeps taken between attempts.",
+            explicit_bucket_boundaries_advisory=buckets,
+        )
+
+
+class Telemetry:
+    """Where a session's spans and metric points go.
+
+    With explicit providers it always records; with the global ones it records only once
+    the application has installed an SDK provider for traces or metrics, so a library user
+    with no SDK pays one ``isinstance`` check per logical request.
+    """
+
+    __slots__ = ("_cache", "_lock", "_meter_provider", "_tracer_provider")
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self._cache: tuple[object, object, Instruments] | None = None
+        self._lock = threading.Lock()
+
+    def instruments(self) -> Instruments | None:
+        """The instruments to record a logical request with, or ``None`` to record nothing."""
+        tp = self._tracer_provider or trace.get_tracer_provider()
+        mp = self._meter_provider or metrics.get_meter_provider()
+        cache = self._cache
+        if cache is not None and cache[0] is tp and cache[1] is mp:
+            return cache[2] if not is_suppressed() else None
+        if _is_default(tp) and _is_default(mp):
+            return None
+        if is_suppressed():
+            return None
+        with self._lock:
+            tracer = tp.get_tracer(sc.SCOPE_NAME, __version__)
+            meter = mp.get_meter(sc.SCOPE_NAME, __version__)
+            instruments = Instruments(tracer, meter)
+            self._cache = (tp, mp, instruments)
+        return instruments
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Providers are process-wide objects; an unpickled session uses the globals.
+        return {}
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+def _is_default(provider: object) -> bool:
+    """A provider that records nothing: the API's proxy before an SDK is set, or a no-op."""
+    return type(provider).__name__ in _DEFAULT_PROVIDER_TYPES
+
+
+_DEFAULT_PROVIDER_TYPES = frozenset(
+    {"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider"}
+)
+
+
+@contextmanager
+def guarded(what: str) -> Iterator[None]:
+    """Run a telemetry step; an error in it is logged and swallowed, never raised."""
+    try:
+        yield
+    except Exception as exc:  # telemetry must never change the request's outcome
+        _warn_once(what, exc)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(what: str, exc: Exception) -> None:
+    key = f"{what}:{type(exc).__name__}"
+    if key in _warned:
+        return
+    _warned.add(key)
+    _log.warning(
+        "observable_session.telemetry.failed", step=what, error_type=type(exc).__name__
+    )
+
+
+def set_status(span: Span, status_code: int | None, error: str | None) -> None:
+    """Mark a span ``ERROR`` for 4xx/5xx and exceptions; the description is the error type."""
+    if error is None:
+        return
+    if status_code is not None:
+        span.set_status(Status(StatusCode.ERROR))
+    else:
+        span.set_status(Status(StatusCode.ERROR, error))
+
+
+def record_exception(span: Span, exc_type: str, masked_message: str) -> None:
+    """An ``exception`` event built from an already-masked message (no stack, no locals)."""
+    span.add_event(
+        "exception",
+        {"exception.type": exc_type, "exception.message": masked_message},
+    )
+
+
+def ids_of(span: Span) -> dict[str, str | None]:
+    """``trace_id`` and ``span_id`` of ``span`` in hex, for log events."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return {"trace_id": None, "span_id": None}
+    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+
+
+__all__ = [
+    "KNOWN_METHODS",
+    "Instruments",
+    "SpanKind",
+    "Telemetry",
+    "guarded",
+    "ids_of",
+    "is_suppressed",
+    "method_attributes",
+    "record_exception",
+    "set_status",
+    "span_name",
+    "suppress_http",
+]

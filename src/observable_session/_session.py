@@ -10,6 +10,7 @@ this context instead of opening another, so hops are resends of the same logical
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import threading
@@ -29,7 +30,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, TracerProvider
 from requests import PreparedRequest, Request, Response
-from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.adapters import BaseAdapter
 from requests.cookies import (
     RequestsCookieJar,
     cookiejar_from_dict,
@@ -610,12 +611,10 @@ class Session(requests.Session):
             r = history.pop()
             r.history = history
         if not allow_redirects:
-            try:
+            with contextlib.suppress(StopIteration):
                 r._next = next(  # type: ignore[attr-defined]
                     self.resolve_redirects(r, request, yield_requests=True, **kwargs)
                 )
-            except StopIteration:
-                pass
         if not stream:
             r.content  # noqa: B018 - read the body, as requests does
         return r
@@ -843,10 +842,8 @@ def _body_replayable(request: PreparedRequest) -> bool:
 
 def _release(response: Response) -> None:
     """Drain and close a response before retrying, so its connection goes back to the pool."""
-    try:
+    with contextlib.suppress(requests.RequestException, RuntimeError):
         response.content  # noqa: B018
-    except (requests.RequestException, RuntimeError):
-        pass
     response.close()
 
 

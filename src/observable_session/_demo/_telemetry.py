@@ -1,0 +1,184 @@
+"""The demo's OpenTelemetry SDK: providers, readers and exporters, built from the options.
+
+Always: a tracer provider feeding the in-memory ``SpanRecorder`` (the views) and a meter
+provider with an in-memory reader (the cross-checks). With ``--otlp``: traces, metrics and logs
+over OTLP/HTTP as well. With ``--prometheus-port``: a Prometheus reader and its ``/metrics``
+server. This module imports the ``[demo]`` extra at the top and is itself imported lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+from .._version import __version__
+from ._collect import SpanRecorder
+
+__all__ = ["DEMO_SERVICE_NAME", "DemoTelemetry", "otlp_endpoint", "setup_telemetry"]
+
+DEMO_SERVICE_NAME = "observable-session-demo"
+#: How often metrics are pushed over OTLP.
+OTLP_METRIC_INTERVAL_MS = 5_000
+#: Upper bound for one OTLP export, so an absent collector cannot hold the demo's exit for long.
+OTLP_TIMEOUT_S = 5.0
+
+
+def otlp_endpoint(base: str, signal: str) -> str:
+    """``http://host:4318`` + ``traces`` -> ``http://host:4318/v1/traces``."""
+    return f"{base.rstrip('/')}/v1/{signal}"
+
+
+def _resource() -> Resource:
+    """The demo's resource; ``OTEL_SERVICE_NAME``/``OTEL_RESOURCE_ATTRIBUTES`` win if set."""
+    detected = Resource.create({"service.version": __version__})
+    name = str(detected.attributes.get(SERVICE_NAME, ""))
+    if not os.environ.get("OTEL_SERVICE_NAME") and name.startswith("unknown_service"):
+        detected = detected.merge(Resource({SERVICE_NAME: DEMO_SERVICE_NAME}))
+    return detected
+
+
+class OtelLogHandler(logging.Handler):
+    """Sends formatted (already redacted) log lines to an OpenTelemetry logger provider.
+
+    The body is the handler's formatted record, so it passes through the same redacting
+    formatter as the JSON log lines; attributes are only the logger name, never the record's
+    free-form extras. The record is correlated with the span current when it was logged.
+    """
+
+    def __init__(self, logger_provider: Any) -> None:
+        super().__init__()
+        self._provider = logger_provider
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format and emit one record."""
+        try:
+            from opentelemetry._logs import SeverityNumber
+
+            body = self.format(record)
+            severity = {
+                logging.DEBUG: SeverityNumber.DEBUG,
+                logging.INFO: SeverityNumber.INFO,
+                logging.WARNING: SeverityNumber.WARN,
+                logging.ERROR: SeverityNumber.ERROR,
+                logging.CRITICAL: SeverityNumber.FATAL,
+            }.get(record.levelno, SeverityNumber.UNSPECIFIED)
+            self._provider.get_logger(record.name).emit(
+                timestamp=int(record.created * 1e9),
+                observed_timestamp=time.time_ns(),
+                context=otel_context.get_current(),
+                severity_number=severity,
+                severity_text=record.levelname,
+                body=body,
+                attributes={"logger.name": record.name},
+            )
+        except Exception:
+            self.handleError(record)
+
+
+@dataclass
+class DemoTelemetry:
+    """The providers and where their data goes; ``shutdown()`` flushes and stops all of it."""
+
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    recorder: SpanRecorder
+    metric_reader: InMemoryMetricReader
+    logger_provider: Any = None
+    log_handler: OtelLogHandler | None = None
+    prometheus_port: int | None = None
+    _prometheus_server: Any = None
+    _closers: list[Any] = field(default_factory=list)
+    _shutdown_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def shutdown(self) -> None:
+        """Flush every exporter and stop the Prometheus server, once."""
+        with self._shutdown_lock:
+            if self.log_handler is not None:
+                logging.getLogger().removeHandler(self.log_handler)
+                self.log_handler = None
+            self.tracer_provider.shutdown()
+            self.meter_provider.shutdown()
+            if self.logger_provider is not None:
+                self.logger_provider.shutdown()
+                self.logger_provider = None
+            if self._prometheus_server is not None:
+                self._prometheus_server.shutdown()
+                self._prometheus_server.server_close()
+                self._prometheus_server = None
+
+
+def setup_telemetry(
+    *,
+    secrets: Sequence[str],
+    otlp: str | None,
+    prometheus_port: int | None,
+    prometheus_addr: str = "0.0.0.0",
+) -> DemoTelemetry:
+    """Build the SDK for one demo run (never touching the global providers)."""
+    resource = _resource()
+    recorder = SpanRecorder(secrets)
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(recorder))
+    memory_reader = InMemoryMetricReader()
+    readers: list[MetricReader] = [memory_reader]
+    prometheus_server: Any = None
+    bound_port: int | None = None
+    if prometheus_port is not None:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        registry = CollectorRegistry()
+        readers.append(PrometheusMetricReader(registry=registry))
+        prometheus_server, _ = start_http_server(prometheus_port, prometheus_addr, registry)
+        bound_port = int(prometheus_server.server_port)
+    logger_provider: Any = None
+    log_handler: OtelLogHandler | None = None
+    if otlp is not None:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(
+                OTLPSpanExporter(endpoint=otlp_endpoint(otlp, "traces"), timeout=OTLP_TIMEOUT_S)
+            )
+        )
+        readers.append(
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(endpoint=otlp_endpoint(otlp, "metrics"), timeout=OTLP_TIMEOUT_S),
+                export_interval_millis=OTLP_METRIC_INTERVAL_MS,
+            )
+        )
+        logger_provider = LoggerProvider(resource=resource)
+        logger_provider.add_log_record_processor(
+            BatchLogRecordProcessor(
+                OTLPLogExporter(endpoint=otlp_endpoint(otlp, "logs"), timeout=OTLP_TIMEOUT_S)
+            )
+        )
+        log_handler = OtelLogHandler(logger_provider)
+    meter_provider = MeterProvider(metric_readers=readers, resource=resource)
+    return DemoTelemetry(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        recorder=recorder,
+        metric_reader=memory_reader,
+        logger_provider=logger_provider,
+        log_handler=log_handler,
+        prometheus_port=bound_port,
+        _prometheus_server=prometheus_server,
+    )

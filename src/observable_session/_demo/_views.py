@@ -1,0 +1,245 @@
+"""The terminal views: header, waterfall drawn to scale, per-route table, log lines, checks.
+
+Rendered with rich; on a terminal with colour, and as plain text when the output is a pipe or
+a CI log (rich drops the styling, the layout stays).
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ._collect import (
+    AttemptView,
+    RetryView,
+    RouteStats,
+    WaterfallView,
+    percentile,
+    short_reason,
+)
+from ._report import Check, DemoReport, fault_of
+from ._workload import AUTH_HEADER
+
+__all__ = ["render_checks", "render_report", "render_waterfall"]
+
+_LABEL_WIDTH = 30
+_BAR = "█"
+_GAP = "·"
+_TIMES = "\u00d7"  # the multiplication sign
+
+
+def _fmt_ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000
+    return f"{ms:.0f} ms" if ms >= 100 else f"{ms:.1f} ms"
+
+
+def _outcome(status: int | None, error_type: str | None) -> str:
+    if status is not None:
+        return str(status)
+    return short_reason(error_type) if error_type else "?"
+
+
+def _header(report: DemoReport) -> Text:
+    if report.requested is not None:
+        amount = f"{report.requested} requests"
+    elif report.duration_limit is not None:
+        amount = f"{report.duration_limit:g} s of requests"
+    else:
+        amount = "requests until interrupted"
+    where = "embedded misbehaving upstream" if report.embedded else "target"
+    text = Text()
+    text.append("observable-session demo", style="bold")
+    text.append(f": {amount}, concurrency {report.concurrency}, seed {report.seed}")
+    text.append(f"\nAgainst the {where} {report.target}")
+    if report.other_origin:
+        text.append(f" (other origin {report.other_origin})")
+    elapsed = report.workload.elapsed_s
+    text.append(f"\nRan {report.workload.total_issued} requests in {elapsed:.1f} s")
+    if report.interrupted:
+        text.append(" (interrupted)")
+    text.append(".")
+    if report.otlp:
+        text.append(f"\nTraces, metrics and logs exported over OTLP to {report.otlp}.")
+    if report.prometheus_port is not None:
+        text.append(f"\nPrometheus metrics served on :{report.prometheus_port}/metrics.")
+    return text
+
+
+def _gap_label(after: AttemptView, retry: RetryView | None) -> str:
+    if retry is None:
+        return "    redirect" if after.status_code and 300 <= after.status_code < 400 else "    gap"
+    why = short_reason(retry.reason)
+    if retry.retry_after:
+        return f"    Retry-After {_fmt_ms(retry.backoff_s)} ({why})"
+    return f"    backoff {_fmt_ms(retry.backoff_s)} ({why})"
+
+
+def _bar_line(
+    label: str, start: int, end: int, width: int, char: str, style: str, suffix: str
+) -> Text:
+    end = min(max(end, start + 1), width)
+    start = min(start, width - 1)
+    line = Text(label[: _LABEL_WIDTH - 1].ljust(_LABEL_WIDTH))
+    line.append(" " * start)
+    line.append(char * (end - start), style=style)
+    line.append(" " * (width - end))
+    line.append(f"  {suffix}")
+    return line
+
+
+def render_waterfall(view: WaterfallView, width: int) -> RenderableType:
+    """One logical request, its attempts and the waits between them, on one time axis."""
+    bar_width = max(30, min(72, width - _LABEL_WIDTH - 22))
+    total = view.duration_s or 1e-9
+
+    def col(t: float) -> int:
+        return max(0, min(bar_width, round(t / total * bar_width)))
+
+    n = len(view.attempts)
+    ending = _outcome(view.status_code, view.error_type)
+    title = Text(
+        f"Waterfall of one retried request: {view.name} -> {ending} after {n} attempts "
+        f"in {_fmt_ms(view.duration_s)}",
+        style="bold",
+    )
+    title.append(f"\ntrace {view.trace_id}, drawn to scale from the span timestamps", style="dim")
+    axis = Text(" " * _LABEL_WIDTH + "0 ms")
+    end_label = _fmt_ms(view.duration_s)
+    axis.append(" " * max(1, bar_width - 4 - len(end_label)) + end_label)
+    rows: list[RenderableType] = [title, axis]
+    logical_style = "red" if view.error_type else "blue"
+    rows.append(
+        _bar_line(
+            view.name,
+            0,
+            bar_width,
+            bar_width,
+            _BAR,
+            logical_style,
+            f"{_fmt_ms(view.duration_s)}  {ending}",
+        )
+    )
+    retries = {r.resend_count: r for r in view.retries}
+    first_server = view.attempts[0].server if view.attempts else ""
+    for index, attempt in enumerate(view.attempts):
+        where = "" if attempt.server == first_server else f" -> {attempt.server}"
+        outcome = _outcome(attempt.status_code, attempt.error_type)
+        rows.append(
+            _bar_line(
+                f"  attempt {index + 1}",
+                col(attempt.start_s),
+                col(attempt.end_s),
+                bar_width,
+                _BAR,
+                "red" if attempt.is_error else "green",
+                f"{_fmt_ms(attempt.duration_s)}  {outcome}{where}",
+            )
+        )
+        if index + 1 < n:
+            following = view.attempts[index + 1]
+            rows.append(
+                _bar_line(
+                    _gap_label(attempt, retries.get(index + 1)),
+                    col(attempt.end_s),
+                    col(following.start_s),
+                    bar_width,
+                    _GAP,
+                    "yellow",
+                    f"{_fmt_ms(following.start_s - attempt.end_s)} waited",
+                )
+            )
+    scale = Text(
+        f"{' ' * _LABEL_WIDTH}1 column = {_fmt_ms(total / bar_width)}   {_BAR} a span "
+        f"(red: failed)   {_GAP} waiting for the next attempt",
+        style="dim",
+    )
+    rows.append(scale)
+    return Group(*rows)
+
+
+def _why(stats: RouteStats) -> str:
+    lines = [f"retried {r}{_TIMES}{c}" for r, c in sorted(stats.retries_by_reason.items())]
+    lines += [f"failed {t}{_TIMES}{c}" for t, c in sorted(stats.errors_by_type.items())]
+    return "\n".join(lines) or "-"
+
+
+def _p50_p95(stats: RouteStats) -> str:
+    p50 = percentile(stats.durations, 0.50)
+    p95 = percentile(stats.durations, 0.95)
+    if p50 is None or p95 is None:
+        return "-"
+    return f"{_fmt_ms(p50).removesuffix(' ms')} / {_fmt_ms(p95)}"
+
+
+def _summary_table(report: DemoReport) -> Table:
+    table = Table(
+        title="Per route, counted from the spans",
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("route", no_wrap=True)
+    for name in ("requests", "attempts", "retries", "redirects", "errors", "p50 / p95"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("retry reasons, errors")
+
+    def row(stats: RouteStats, fault: str, style: str | None = None) -> None:
+        route = Text(stats.route)
+        if fault:
+            route.append(f"\n  {fault}", style="dim")
+        table.add_row(
+            route,
+            str(stats.requests),
+            str(stats.attempts),
+            str(stats.retries),
+            str(stats.redirects),
+            str(stats.errors),
+            _p50_p95(stats),
+            _why(stats),
+            style=style,
+        )
+
+    for stats in report.routes:
+        row(stats, fault_of(stats.route) if report.embedded else "")
+    table.add_section()
+    row(report.totals(), "", "bold")
+    return table
+
+
+def render_checks(checks: list[Check]) -> RenderableType:
+    """One line per invariant, ticked or crossed."""
+    lines = []
+    for check in checks:
+        line = Text("  ")
+        line.append("✓ " if check.ok else "✗ ", style="green" if check.ok else "bold red")
+        line.append(check.text)
+        lines.append(line)
+    return Group(*lines)
+
+
+def render_report(console: Console, report: DemoReport) -> None:
+    """Everything but the checks: header, waterfall, table, log lines."""
+    console.print(_header(report))
+    console.print()
+    if report.waterfall is not None:
+        console.print(render_waterfall(report.waterfall, console.width))
+    else:
+        console.print("No request was retried, so there is no waterfall to draw.")
+    console.print()
+    console.print(_summary_table(report))
+    console.print()
+    shown = len(report.log_samples)
+    console.print(
+        Text(
+            f"{shown} of the {report.log_lines} JSON log lines written "
+            f"(the {AUTH_HEADER} value appears only as REDACTED)",
+            style="bold",
+        )
+    )
+    for line in report.log_samples:
+        console.print(Text(line), soft_wrap=True, highlight=False, markup=False)

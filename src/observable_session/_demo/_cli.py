@@ -53,6 +53,7 @@ class DemoOptions:
     json: bool = False
     target: str | None = None
     seed: int | None = None
+    log_file: str | None = None
 
     @property
     def is_long_run(self) -> bool:
@@ -201,6 +202,11 @@ def _build_parser() -> _Parser:
     demo.add_argument(
         "--seed", type=_seed, metavar="INT", help="seed for the workload mix (default: random)"
     )
+    demo.add_argument(
+        "--log-file",
+        metavar="PATH",
+        help="also write every JSON log line to PATH (overwritten)",
+    )
 
     upstream = commands.add_parser(
         "upstream",
@@ -232,6 +238,7 @@ def parse_args(argv: list[str]) -> DemoOptions | UpstreamOptions | None:
             json=args.json,
             target=args.target,
             seed=args.seed,
+            log_file=args.log_file,
         )
     if args.command == "upstream":
         return UpstreamOptions(host=args.host, port=args.port, other_port=args.other_port)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from .._version import __version__
 from ..telemetry import _semconv as sc
@@ -25,8 +25,9 @@ class LogTap:
     flat on a ``--forever`` run, and counts every occurrence of a secret.
     """
 
-    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+    def __init__(self, secrets: tuple[str, ...] = (), tee: TextIO | None = None) -> None:
         self._secrets = tuple(s for s in secrets if s)
+        self._tee = tee
         self._lock = threading.Lock()
         self._partial = ""
         self.lines = 0
@@ -43,10 +44,15 @@ class LogTap:
             for line in complete:
                 if line.strip():
                     self._take(line)
+            if self._tee is not None and complete:
+                self._tee.write("".join(f"{line}\n" for line in complete))
         return len(text)
 
     def flush(self) -> None:
-        """Nothing to flush: lines are processed as they are written."""
+        """Flush the copy, if any; lines are processed as they are written."""
+        with self._lock:
+            if self._tee is not None:
+                self._tee.flush()
 
     def isatty(self) -> bool:
         """Never a terminal, so loggers render JSON rather than colours."""

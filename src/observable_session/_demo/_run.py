@@ -17,11 +17,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TextIO
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from ._cli import PROG, DemoOptions
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ._report import DemoReport
+    from ._telemetry import DemoTelemetry
 
 __all__ = ["DemoError", "missing_extras", "run_demo"]
 
@@ -32,6 +38,8 @@ _EXTRA_MODULES = {
     "opentelemetry.exporter.otlp.proto.http": "otlp",
     "opentelemetry.exporter.prometheus": "prometheus_port",
 }
+#: Where ``--prometheus-port`` listens: every interface, so a Prometheus container can scrape.
+PROMETHEUS_ADDR = "0.0.0.0"
 #: How often a long run without a terminal prints a status line.
 _STATUS_EVERY_S = 10.0
 #: Output width when stdout is not a terminal and COLUMNS is unset (CI logs, pipes).
@@ -77,7 +85,7 @@ def _check_reachable(url: str, timeout: float = 3.0) -> None:
 
 
 @contextmanager
-def _logging_to(stream: TextIO, extra_handler: logging.Handler | None) -> Iterator[None]:
+def _logging_to(stream: Any, extra_handler: logging.Handler | None) -> Iterator[None]:
     """Route structlog and stdlib logging through the redacting JSON chain, then restore."""
     import structlog
 
@@ -115,7 +123,9 @@ def _stop_on_sigterm(stop: Callable[[], None]) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _drive(workload: Any, recorder: Any, options: DemoOptions, console: Any, err: TextIO) -> bool:
+def _drive(
+    workload: Any, recorder: Any, options: DemoOptions, console: Console, err: TextIO
+) -> bool:
     """Wait for the workload, showing progress; return whether it was interrupted."""
     from rich.progress import (
         BarColumn,
@@ -154,10 +164,7 @@ def _drive(workload: Any, recorder: Any, options: DemoOptions, console: Any, err
     return interrupted
 
 
-def run_demo(
-    options: DemoOptions, *, stdout: TextIO, stderr: TextIO, secret: str | None = None
-) -> int:
-    """Run the demo; return the exit status. ``secret`` overrides the random demo API key."""
+def _preflight(options: DemoOptions) -> None:
     missing = missing_extras(options)
     if missing:
         raise DemoError(
@@ -167,97 +174,118 @@ def run_demo(
     if options.target is not None:
         _check_reachable(options.target)
 
+
+def _start_telemetry(options: DemoOptions, key: str) -> DemoTelemetry:
+    from ._telemetry import setup_telemetry
+
+    try:
+        return setup_telemetry(
+            secrets=(key,),
+            otlp=options.otlp,
+            prometheus_port=options.prometheus_port,
+            prometheus_addr=PROMETHEUS_ADDR,
+        )
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise DemoError(
+            f"cannot serve --prometheus-port {options.prometheus_port} ({reason})"
+        ) from None
+
+
+def _open_log_file(path: str | None, stack: ExitStack) -> TextIO | None:
+    if path is None:
+        return None
+    try:
+        return stack.enter_context(open(path, "w", encoding="utf-8"))
+    except OSError as exc:
+        raise DemoError(f"cannot write --log-file {path} ({exc.strerror or exc})") from None
+
+
+def _print_report(report: DemoReport, options: DemoOptions, console: Console, key: str) -> None:
+    """Render to text first, so that the output itself can be checked for the key."""
+    from ._report import build_checks, report_json
+    from ._views import render_checks, render_report
+
+    if options.json:
+        report.output_secret_hits = json.dumps(report_json(report)).count(key)
+        report.checks = build_checks(report)
+        console.file.write(json.dumps(report_json(report), indent=2) + "\n")
+    else:
+        with console.capture() as capture:
+            render_report(console, report)
+        text = capture.get()
+        report.output_secret_hits = text.count(key)
+        report.checks = build_checks(report)
+        console.file.write(text)
+        console.print()
+        console.print(render_checks(report.checks))
+    console.file.flush()
+
+
+def run_demo(
+    options: DemoOptions, *, stdout: TextIO, stderr: TextIO, secret: str | None = None
+) -> int:
+    """Run the demo; return the exit status. ``secret`` overrides the random demo API key."""
+    _preflight(options)
     from rich.console import Console
 
     from ._collect import metric_totals
-    from ._report import DemoReport, LogTap, build_checks, report_json
-    from ._telemetry import setup_telemetry
+    from ._report import DemoReport, LogTap
     from ._upstream import DemoUpstream
-    from ._views import render_checks, render_report
     from ._workload import Workload, make_session, plan
 
     key = secret or f"demo-{secrets.token_hex(16)}"
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(10**6)
     wide = os.environ.get("COLUMNS") is None and not stdout.isatty()
     console = Console(file=stdout, width=_PLAIN_WIDTH if wide else None, highlight=False)
-    upstream = DemoUpstream().start() if options.target is None else None
-    target = options.target or (upstream.url if upstream else "")
-    try:
-        try:
-            telemetry = setup_telemetry(
-                secrets=(key,), otlp=options.otlp, prometheus_port=options.prometheus_port
-            )
-        except OSError as exc:
-            port = options.prometheus_port
-            raise DemoError(f"cannot serve --prometheus-port {port} ({exc.strerror})") from None
-        tap = LogTap((key,))
-        try:
-            with _logging_to(tap, telemetry.log_handler):  # type: ignore[arg-type]
-                session = make_session(
-                    target,
-                    key,
-                    telemetry.tracer_provider,
-                    telemetry.meter_provider,
-                    options.concurrency,
-                )
-                workload = Workload(
-                    session,
-                    plan(seed, options.requests),
-                    concurrency=options.concurrency,
-                    duration=options.duration,
-                    secret=key,
-                )
-                with _stop_on_sigterm(workload.stop):
-                    workload.start()
-                    try:
-                        interrupted = _drive(workload, telemetry.recorder, options, console, stderr)
-                    finally:
-                        workload.stop()
-                        result = workload.join()
-                        session.close()
-                telemetry.tracer_provider.force_flush()
-                report = DemoReport(
-                    target=target,
-                    embedded=upstream is not None,
-                    seed=seed,
-                    concurrency=options.concurrency,
-                    requested=options.requests,
-                    duration_limit=options.duration,
-                    routes=telemetry.recorder.routes(),
-                    waterfall=telemetry.recorder.waterfall(),
-                    metrics=metric_totals(telemetry.metric_reader, (key,)),
-                    workload=result,
-                    log_lines=tap.lines,
-                    log_redacted_lines=tap.redacted_lines,
-                    log_secret_hits=tap.secret_hits,
-                    log_samples=tap.samples(_LOG_SAMPLES),
-                    spans_seen=telemetry.recorder.spans_seen,
-                    span_secret_hits=telemetry.recorder.secret_hits,
-                    other_origin=upstream.other_origin_url if upstream else None,
-                    otlp=options.otlp,
-                    prometheus_port=telemetry.prometheus_port,
-                    interrupted=interrupted,
-                )
-                if options.json:
-                    document = json.dumps(report_json(report), indent=2)
-                    report.output_secret_hits = document.count(key)
-                    report.checks = build_checks(report)
-                    stdout.write(json.dumps(report_json(report), indent=2) + "\n")
-                else:
-                    with console.capture() as capture:
-                        render_report(console, report)
-                    text = capture.get()
-                    report.output_secret_hits = text.count(key)
-                    report.checks = build_checks(report)
-                    stdout.write(text)
-                    console.print()
-                    console.print(render_checks(report.checks))
-                stdout.flush()
-        finally:
-            telemetry.shutdown()
-    finally:
-        if upstream is not None:
-            upstream.close()
+    with ExitStack() as stack:
+        upstream = stack.enter_context(DemoUpstream()) if options.target is None else None
+        target = options.target or (upstream.url if upstream else "")
+        telemetry = _start_telemetry(options, key)
+        stack.callback(telemetry.shutdown)
+        tap = LogTap((key,), tee=_open_log_file(options.log_file, stack))
+        stack.enter_context(_logging_to(tap, telemetry.log_handler))
+        session = make_session(
+            target, key, telemetry.tracer_provider, telemetry.meter_provider, options.concurrency
+        )
+        workload = Workload(
+            session,
+            plan(seed, options.requests),
+            concurrency=options.concurrency,
+            duration=options.duration,
+            secret=key,
+        )
+        with _stop_on_sigterm(workload.stop):
+            workload.start()
+            try:
+                interrupted = _drive(workload, telemetry.recorder, options, console, stderr)
+            finally:
+                workload.stop()
+                result = workload.join()
+                session.close()
+        report = DemoReport(
+            target=target,
+            embedded=upstream is not None,
+            seed=seed,
+            concurrency=options.concurrency,
+            requested=options.requests,
+            duration_limit=options.duration,
+            routes=telemetry.recorder.routes(),
+            waterfall=telemetry.recorder.waterfall(),
+            metrics=metric_totals(telemetry.metric_reader, (key,)),
+            workload=result,
+            log_lines=tap.lines,
+            log_redacted_lines=tap.redacted_lines,
+            log_secret_hits=tap.secret_hits,
+            log_samples=tap.samples(_LOG_SAMPLES),
+            spans_seen=telemetry.recorder.spans_seen,
+            span_secret_hits=telemetry.recorder.secret_hits,
+            other_origin=upstream.other_origin_url if upstream else None,
+            otlp=options.otlp,
+            prometheus_port=telemetry.prometheus_port,
+            interrupted=interrupted,
+        )
+        _print_report(report, options, console, key)
     failed = [c for c in report.checks if not c.ok]
     if failed:
         print(f"{PROG} demo: error: {len(failed)} check(s) failed (see above)", file=stderr)

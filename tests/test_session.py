@@ -52,9 +52,9 @@ def test_is_a_requests_session() -> None:
 
 def test_has_every_requests_session_method() -> None:
     """Every public method of requests.Session is there."""
-    missing = [n for n in dir(requests.Session) if not n.startswith("_") and not hasattr(
-        Session, n
-    )]
+    missing = [
+        n for n in dir(requests.Session) if not n.startswith("_") and not hasattr(Session, n)
+    ]
     assert missing == []
 
 
@@ -113,9 +113,7 @@ def test_add_user_agent_compares_tokens_not_substrings() -> None:
 def test_add_user_agent_is_thread_safe() -> None:
     """Concurrent add_user_agent calls lose no token and add none twice."""
     s = Session(headers={"User-Agent": "base/1"})
-    threads = [
-        threading.Thread(target=s.add_user_agent, args=(f"t{i % 10}/1",)) for i in range(50)
-    ]
+    threads = [threading.Thread(target=s.add_user_agent, args=(f"t{i % 10}/1",)) for i in range(50)]
     for t in threads:
         t.start()
     for t in threads:

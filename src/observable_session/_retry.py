@@ -170,8 +170,7 @@ class RetryPolicy:
         reason = str(status)
         has_retry_after = "Retry-After" in response.headers
         if not (
-            status in self.status_forcelist
-            or (status in RETRY_AFTER_STATUSES and has_retry_after)
+            status in self.status_forcelist or (status in RETRY_AFTER_STATUSES and has_retry_after)
         ):
             return Decision(None, reason)
         if method not in IDEMPOTENT_METHODS and not (
@@ -204,7 +203,7 @@ class RetryPolicy:
 
     def backoff(self, n: int) -> float:
         """Seconds to sleep before retry ``n`` (1-based), capped, with optional jitter."""
-        value = min(self.backoff_max, self.backoff_factor * 2 ** (n - 1))
+        value: float = min(self.backoff_max, self.backoff_factor * 2.0 ** (n - 1))
         if self.backoff_jitter:
             value = min(self.backoff_max, value + random.uniform(0, self.backoff_jitter))
         return value
@@ -217,7 +216,7 @@ class RetryPolicy:
         if value is None:
             return None
         try:
-            seconds = Retry().parse_retry_after(value)
+            seconds = float(Retry().parse_retry_after(value))
         except (InvalidHeader, ValueError, OverflowError):
             return None
         return min(max(seconds, 0.0), self.retry_after_max)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.cookiejar import CookieJar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from urllib.request import getproxies
 
@@ -44,6 +44,9 @@ from requests.utils import get_netrc_auth, resolve_proxies, rewind_body
 from urllib3.util.retry import Retry
 
 from . import _urls
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 from ._auth import AuthHeaders
 from ._retry import RetryPolicy, error_type
 from ._version import __version__
@@ -271,8 +274,10 @@ class Session(requests.Session):
 
     def add_user_agent(self, user_agent: str) -> None:
         """Append ``user_agent`` to the User-Agent header unless that token is already there."""
-        if not isinstance(user_agent, str) or not user_agent.strip() or any(
-            c in user_agent for c in "\r\n"
+        if (
+            not isinstance(user_agent, str)
+            or not user_agent.strip()
+            or any(c in user_agent for c in "\r\n")
         ):
             raise InvalidConfigError("user_agent must be a non-empty str without CR/LF")
         with self._ua_lock:
@@ -290,7 +295,7 @@ class Session(requests.Session):
         """
         self._env = _Environment.read()
 
-    def mount(self, prefix: str, adapter: BaseAdapter) -> None:
+    def mount(self, prefix: str | bytes, adapter: BaseAdapter) -> None:
         """Register an adapter; one whose own ``max_retries`` would retry is refused.
 
         The session retries attempt by attempt itself, so retries in the adapter would stack.
@@ -326,7 +331,7 @@ class Session(requests.Session):
     )
 
     def __getstate__(self) -> dict[str, Any]:
-        state: dict[str, Any] = super().__getstate__()
+        state: dict[str, Any] = super().__getstate__()  # type: ignore[misc]
         for name in self._OWN_STATE:
             state[name] = getattr(self, name)
         return state
@@ -334,7 +339,7 @@ class Session(requests.Session):
     def __setstate__(self, state: dict[str, Any]) -> None:
         for name in self._OWN_STATE:
             setattr(self, name, state.pop(name))
-        super().__setstate__(state)
+        super().__setstate__(state)  # type: ignore[misc]
         self._sleep = time.sleep
         self._telemetry = Telemetry()
         self._ua_lock = threading.Lock()
@@ -342,7 +347,7 @@ class Session(requests.Session):
 
     # -- preparing ----------------------------------------------------------------------
 
-    def request(  # type: ignore[override]
+    def request(
         self,
         method: str | bytes,
         url: str | bytes,
@@ -426,7 +431,7 @@ class Session(requests.Session):
 
     def rebuild_auth(self, prepared_request: PreparedRequest, response: Response) -> None:
         """On a redirect, strip every auth header (not only Authorization) off-origin."""
-        super().rebuild_auth(prepared_request, response)
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
         old = _urls.origin_of(response.request.url or "")
         new_url = prepared_request.url or ""
         new = _urls.origin_of(new_url)
@@ -441,7 +446,7 @@ class Session(requests.Session):
         stream: Any,
         verify: Any,
         cert: Any,
-    ) -> dict[str, Any]:
+    ) -> _Settings:
         """Merge settings as requests does, from the environment read at creation."""
         if self.trust_env and self._env.proxies:
             # Proxies are configured: let requests apply no_proxy rules exactly.
@@ -457,7 +462,7 @@ class Session(requests.Session):
 
     # -- sending ------------------------------------------------------------------------
 
-    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
         """Send a prepared request as one logical request, retrying attempt by attempt.
 
         Extra keyword arguments beyond requests': ``url_template`` and ``deadline``.
@@ -584,7 +589,7 @@ class Session(requests.Session):
         kwargs.setdefault("cert", self.cert)
         if "proxies" not in kwargs:
             kwargs["proxies"] = (
-                resolve_proxies(request, self.proxies, self.trust_env)
+                resolve_proxies(request, dict(self.proxies), self.trust_env)
                 if self.trust_env and self._env.proxies
                 else dict(self.proxies or {})
             )
@@ -661,9 +666,7 @@ class Session(requests.Session):
                 assert response is not None
                 return response
             call.retry = decision.retry
-            call.history[-1] = AttemptRecord(
-                status, record.error_type, duration, decision.backoff
-            )
+            call.history[-1] = AttemptRecord(status, record.error_type, duration, decision.backoff)
             self._retry_scheduled(call, decision.reason, decision.backoff, decision.retry_after)
             if response is not None:
                 _release(response)
@@ -671,15 +674,11 @@ class Session(requests.Session):
                 self._sleep(decision.backoff)
                 if call.instruments is not None:
                     with guarded("backoff metric"):
-                        call.instruments.backoff.record(
-                            decision.backoff, _retry_attributes(call)
-                        )
+                        call.instruments.backoff.record(decision.backoff, _retry_attributes(call))
             if request.body is not None and not isinstance(request.body, (bytes, str)):
                 rewind_body(request)
 
-    def _retry_scheduled(
-        self, call: _Call, reason: str, backoff: float, retry_after: bool
-    ) -> None:
+    def _retry_scheduled(self, call: _Call, reason: str, backoff: float, retry_after: bool) -> None:
         if call.instruments is not None:
             with guarded("retry telemetry"):
                 if call.span is not None:
@@ -995,8 +994,7 @@ def _deadline_error(
     if error is not None:
         last = f"; last: {error_type(error)}"
     message = (
-        f"{call.method} deadline of {call.deadline}s exceeded after {call.attempts} attempts"
-        f"{last}"
+        f"{call.method} deadline of {call.deadline}s exceeded after {call.attempts} attempts{last}"
     )
     exc = DeadlineExceeded(
         DEFAULT_REDACTOR.mask(message),

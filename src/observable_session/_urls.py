@@ -103,8 +103,10 @@ def fill_template(template: str, path_params: Mapping[str, object]) -> str:
 
 def template_path(base_url: str | None, template: str) -> str:
     """The ``url.template`` attribute: the template's path, joined to the base path."""
-    joined = template if base_url is None or _ABSOLUTE.match(template) else (
-        base_url.rstrip("/") + "/" + template.lstrip("/")
+    joined = (
+        template
+        if base_url is None or _ABSOLUTE.match(template)
+        else (base_url.rstrip("/") + "/" + template.lstrip("/"))
     )
     path = re.split(r"[?#]", joined, maxsplit=1)[0]
     if _ABSOLUTE.match(path):

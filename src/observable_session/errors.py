@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiConnectTimeout",
     "ApiConnectionError",
-    "ApiReadTimeout",
     "ApiHTTPError",
+    "ApiReadTimeout",
     "ApiTimeout",
     "AttemptRecord",
     "DeadlineExceeded",

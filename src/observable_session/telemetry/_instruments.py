@@ -31,8 +31,9 @@ KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY"}
 )
 
+_SUPPRESS_HTTP_KEY: str | None
 try:  # the key opentelemetry-instrumentation-{requests,urllib3} honour, if installed
-    from opentelemetry.instrumentation.utils import (
+    from opentelemetry.instrumentation.utils import (  # type: ignore[attr-defined]
         _SUPPRESS_HTTP_INSTRUMENTATION_KEY as _SUPPRESS_HTTP_KEY,
     )
 except ImportError:  # pragma: no cover - instrumentation packages are optional
@@ -185,9 +186,7 @@ def _warn_once(what: str, exc: Exception) -> None:
     if key in _warned:
         return
     _warned.add(key)
-    _log.warning(
-        "observable_session.telemetry.failed", step=what, error_type=type(exc).__name__
-    )
+    _log.warning("observable_session.telemetry.failed", step=what, error_type=type(exc).__name__)
 
 
 def set_status(span: Span, status_code: int | None, error: str | None) -> None:

@@ -43,7 +43,20 @@ METRIC_RETRY_BACKOFF: Final = "observable_session.retry.backoff"
 
 # The conventions' advised buckets for HTTP durations in seconds.
 DURATION_BUCKETS: Final = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
 )
 
 # -- log events ----------------------------------------------------------------------

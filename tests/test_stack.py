@@ -203,6 +203,14 @@ def test_traces_link_to_loki_logs() -> None:
     assert {"key": "service.name", "value": "service_name"} in logs["tags"]
 
 
+def test_trace_to_metrics_queries_use_the_library_metrics() -> None:
+    """Tempo's span-to-metrics queries name metrics the dashboards use (checked by a scrape)."""
+    dashboard = (ROOT / "dashboards" / "observable-session-client.json").read_text()
+    for query in DATASOURCES["Tempo"]["jsonData"]["tracesToMetrics"]["queries"]:
+        name = re.search(r"\b([a-z_]+)\{\$\$__tags\}", query["query"])
+        assert name is not None and name.group(1) in dashboard, query
+
+
 def test_logs_link_back_to_traces() -> None:
     """Loki's trace_id structured metadata links to the Tempo datasource."""
     (field,) = DATASOURCES["Loki"]["jsonData"]["derivedFields"]

@@ -11,7 +11,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from observable_session import ApiConnectionError, ApiHTTPError, DeadlineExceeded, Session
+from observable_session import (
+    ApiConnectionError,
+    ApiHTTPError,
+    ApiReadTimeout,
+    DeadlineExceeded,
+    Session,
+)
 from observable_session.telemetry import _semconv as sc
 from tests.conftest import Otel, Reply, Reset, Upstream
 
@@ -164,7 +170,7 @@ def test_reset_retry_reason_is_error_type(upstream: Upstream, otel: Otel) -> Non
 def test_read_timeout_attempts(upstream: Upstream, otel: Otel) -> None:
     """Read timeouts: three attempts typed ReadTimeout."""
     upstream.script("/slow", Reply(200, delay=0.4))
-    with make(upstream, otel) as s, pytest.raises(Exception):
+    with make(upstream, otel) as s, pytest.raises(ApiReadTimeout):
         s.get("/slow", timeout=0.1)
     types = [s.attributes[sc.ERROR_TYPE] for s in attempts_of(otel)]
     assert types == ["requests.exceptions.ReadTimeout"] * 3

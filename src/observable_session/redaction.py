@@ -43,18 +43,26 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 
 from .telemetry._semconv import REDACTED
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+    from opentelemetry.util.types import Attributes
+
 __all__ = [
     "DEFAULT_REDACTOR",
     "REDACTED",
+    "EventRedactor",
     "MaskedException",
+    "RedactingSpanExporter",
     "Redactor",
     "mask",
     "mask_url",
+    "redact_event",
 ]
 
 MIN_FORM_LENGTH: Final = 4
@@ -218,63 +226,103 @@ def _detect_alternatives(forms: Iterable[str]) -> list[str]:
     return alternatives
 
 
-def _case_insensitive_literal_alternatives(word: str, tail: str) -> list[str]:
-    """``word`` case-insensitively, as alternatives that each start with a literal."""
-    rest = f"(?i:{re.escape(word[1:])})"
-    return [re.escape(first) + rest + tail for first in {word[0].lower(), word[0].upper()}]
+def _trie_pattern(forms: Iterable[str]) -> str:
+    """One alternation of ``forms`` shaped as a trie, longest match first at each position.
+
+    Each branch point tries the longer continuations before stopping, so a form that is a
+    prefix of another never wins over it (and never leaves the longer one's tail behind).
+    """
+    trie: dict[str, Any] = {}
+    for form in forms:
+        node = trie
+        for ch in form:
+            node = node.setdefault(ch, {})
+        node[""] = None
+
+    def emit(node: dict[str, Any]) -> str:
+        out = []
+        while True:  # a chain of single children needs no group (and no recursion)
+            keys = sorted(k for k in node if k)
+            if len(keys) == 1 and "" not in node:
+                out.append(re.escape(keys[0]))
+                node = node[keys[0]]
+                continue
+            if keys:
+                body = "(?:" + "|".join(re.escape(k) + emit(node[k]) for k in keys) + ")"
+                out.append(body + "?" if "" in node else body)
+            return "".join(out)
+
+    return emit(trie)
 
 
-def _key_pattern(exact: Iterable[str], fragments: Iterable[str]) -> str:
-    """A query key that is sensitive: an exact name or one containing a fragment."""
+def _scheme_detector() -> str:
+    """``<scheme> <credential>``, detected from the blank after the scheme word.
 
-    def loose(normalised: str) -> str:
-        return "(?i:" + "[-_]?".join(re.escape(ch) for ch in normalised) + ")"
+    Starting on the blank (rare in identifiers and URLs) rather than on ``b`` or ``t``
+    (common letters) keeps ordinary text off the slow path.
+    """
+    by_width: dict[int, list[str]] = {}
+    for word in _SCHEME_WORDS:
+        by_width.setdefault(len(word), []).append(re.escape(word))
+    last = "".join(sorted({ch for w in _SCHEME_WORDS for ch in (w[-1].lower(), w[-1].upper())}))
+    behind = "|".join(f"(?<=(?i:{'|'.join(ws)})[ \\t])" for ws in by_width.values())
+    cred = rf"[ \t]*(?=[A-Za-z0-9\-._~+/=]{{{MIN_FORM_LENGTH}}})"
+    return f"(?<=[{last}][ \\t])(?:{behind}){cred}"
 
-    names = [loose(n) for n in sorted(exact, key=len, reverse=True)]
-    names += [r"[^=&#\s]*?" + loose(f) + r"[^=&#\s]*" for f in fragments]
-    return "(?:" + "|".join(names) + ")"
+
+def _key_detector(names: Iterable[str]) -> str:
+    """A query key that may be sensitive: it holds the core of a sensitive name.
+
+    The core is the first four letters of the name's longest word (``Proxy-Authorization``
+    -> ``auth``), in lower, title or upper case. Only a cheap first test: the replacement
+    callback decides with :meth:`Redactor.is_sensitive_name`.
+    """
+    by_first: dict[str, set[str]] = {}
+    for name in names:
+        words = [w for w in re.split(r"[-_.\s]+", name) if w] or [name]
+        core = max(words, key=len)[:4].lower()
+        by_first.setdefault(core[0], set()).update((core[1:], core[1:].upper()))
+    branches = []
+    for first in sorted(by_first):
+        rests = sorted(by_first[first], key=lambda r: (-len(r), r))
+        cls = re.escape(first) + re.escape(first.upper())
+        branches.append(f"[{cls}](?:" + "|".join(re.escape(r) for r in rests) + ")")
+    return r"[^=&#\s]*?(?:" + "|".join(branches) + ")"
 
 
 class _Matchers(NamedTuple):
     """An immutable snapshot of everything ``mask`` needs; swapped whole on change."""
 
+    #: Anything that may need masking: a secret form (from its rarest character), a URL
+    #: userinfo, a possibly sensitive query key, a credential after a scheme word.
     detect: re.Pattern[str]
+    #: A secret form, again from its rarest character (tells the slow path what to run).
+    detect_values: re.Pattern[str] | None
+    #: The replacement matcher for secret forms.
     values: re.Pattern[str] | None
-    structure: re.Pattern[str]
 
 
-def _build_matchers(
-    forms: Iterable[str], exact: Iterable[str], fragments: Iterable[str]
-) -> _Matchers:
-    forms = sorted(set(forms), key=lambda f: (-len(f), f))
-    key = _key_pattern(exact, fragments)
-    cred = rf"[ \t]+(?=[A-Za-z0-9\-._~+/=]{{{MIN_FORM_LENGTH}}}){_TOKEN68}"
-    detect_alts = []
-    for word in _SCHEME_WORDS:
-        detect_alts += _case_insensitive_literal_alternatives(word, cred)
-    detect_alts.append(r"://[^\s/?#]*@")
-    detect_alts += [re.escape(sep) + key + "=" for sep in "?&;#"]
-    detect_alts += _detect_alternatives(forms)
-    schemes = "|".join(_SCHEME_WORDS)
-    structure = re.compile(
-        r"(?P<ui>://)[^\s/?#]*@"
-        rf"|(?P<qsep>[?&;#])(?P<qkey>{key})={_QUERY_VALUE}"
-        rf"|(?P<scheme>(?i:{schemes}))(?P<sp>[ \t]+)(?P<cred>{_TOKEN68})"
+_STRUCTURE: Final = re.compile(
+    r"(?P<ui>://)[^\s/?#]*@"
+    rf"|(?P<qsep>[?&;#])(?P<qkey>[^=&#\s'\"<>]+)=(?P<qval>{_QUERY_VALUE})"
+    rf"|(?P<scheme>(?i:{'|'.join(_SCHEME_WORDS)}))(?P<sp>[ \t]+)(?P<cred>{_TOKEN68})"
+)
+
+
+def _build_matchers(forms: Iterable[str], names: Iterable[str]) -> _Matchers:
+    forms = sorted(set(forms))
+    scheme = _scheme_detector()
+    detect_alts = [" " + scheme, r"\t" + scheme, r"://[^\s/?#]*@"]
+    key = _key_detector(names)
+    detect_alts += [re.escape(sep) + key for sep in "?&;#"]
+    if not forms:
+        return _Matchers(re.compile("|".join(detect_alts)), None, None)
+    value_alts = _detect_alternatives(forms)
+    return _Matchers(
+        re.compile("|".join(detect_alts + value_alts)),
+        re.compile("|".join(value_alts)),
+        re.compile(_trie_pattern(forms)),
     )
-    values = re.compile("|".join(re.escape(f) for f in forms)) if forms else None
-    return _Matchers(re.compile("|".join(detect_alts)), values, structure)
-
-
-def _replace_structure(match: re.Match[str]) -> str:
-    if match.group("ui") is not None:
-        return f"://{REDACTED}:{REDACTED}@"
-    if match.group("qsep") is not None:
-        return f"{match.group('qsep')}{match.group('qkey')}={REDACTED}"
-    cred = match.group("cred")
-    if not _looks_like_credential(cred):
-        return match.group(0)
-    core = cred.rstrip(".,;:")
-    return f"{match.group('scheme')}{match.group('sp')}{REDACTED}{cred[len(core) :]}"
 
 
 def _qualified_name(cls: type) -> str:
@@ -315,11 +363,12 @@ class Redactor:
         self._owners: dict[int, frozenset[str]] = {}
         self._finalizers: dict[int, weakref.finalize[Any, Any]] = {}
         self._pending: list[int] = []
-        self._exact = frozenset(_normalise(n) for n in (*SENSITIVE_NAMES, *SENSITIVE_QUERY_KEYS))
-        self._exact |= frozenset(_normalise(n) for n in sensitive_names)
+        # The names as spelled (for the free-text query detector) and normalised (for lookup).
+        self._spellings = frozenset((*SENSITIVE_NAMES, *SENSITIVE_QUERY_KEYS, *sensitive_names))
+        self._exact = frozenset(_normalise(n) for n in self._spellings)
         self._fragments = tuple(_normalise(f) for f in SENSITIVE_FRAGMENTS)
         self._name_cache: dict[str, bool] = {}
-        self._matchers = _build_matchers((), self._exact, self._fragments)
+        self._matchers = _build_matchers((), self._names())
 
     # -- registration ---------------------------------------------------------------
     def set_secrets(self, owner: object, values: Iterable[str]) -> None:
@@ -357,6 +406,7 @@ class Redactor:
     def add_sensitive_names(self, *names: str) -> None:
         """Treat each of ``names`` (case-insensitive, ``-``/``_`` ignored) as sensitive."""
         with self._lock:
+            self._spellings |= frozenset(names)
             self._exact |= frozenset(_normalise(n) for n in names)
             self._name_cache = {}
             self._rebuild_locked()
@@ -382,9 +432,12 @@ class Redactor:
             changed = self._owners.pop(key, None) is not None or changed
         return changed
 
+    def _names(self) -> list[str]:
+        return [*self._spellings, *self._fragments]
+
     def _rebuild_locked(self) -> None:
         forms = frozenset().union(*self._owners.values())
-        self._matchers = _build_matchers(forms, self._exact, self._fragments)
+        self._matchers = _build_matchers(forms, self._names())
 
     # -- names ------------------------------------------------------------------------
     def is_sensitive_name(self, name: str) -> bool:
@@ -417,9 +470,23 @@ class Redactor:
         matchers = self._matchers
         if matchers.detect.search(text) is None:
             return text
-        if matchers.values is not None:
-            text = matchers.values.sub(REDACTED, text)
-        return matchers.structure.sub(_replace_structure, text)
+        values, detect_values = matchers.values, matchers.detect_values
+        if values is not None and detect_values is not None and detect_values.search(text):
+            text = values.sub(REDACTED, text)
+        return _STRUCTURE.sub(self._replace_structure, text)
+
+    def _replace_structure(self, match: re.Match[str]) -> str:
+        if match.group("ui") is not None:
+            return f"://{REDACTED}:{REDACTED}@"
+        if match.group("qsep") is not None:
+            if self.is_sensitive_name(unquote_plus(match.group("qkey"))):
+                return f"{match.group('qsep')}{match.group('qkey')}={REDACTED}"
+            return match.group(0)
+        cred = match.group("cred")
+        if not _looks_like_credential(cred):
+            return match.group(0)
+        core = cred.rstrip(".,;:")
+        return f"{match.group('scheme')}{match.group('sp')}{REDACTED}{cred[len(core) :]}"
 
     def mask_url(self, url: str) -> str:
         """``url`` with userinfo as ``REDACTED:REDACTED`` and sensitive query values REDACTED."""
@@ -547,10 +614,6 @@ class Redactor:
             return self.sanitize_exception(value)
         return exc_info
 
-    def scrub_sequence(self, items: Sequence[object]) -> list[object]:
-        """A list of ``items`` each scrubbed."""
-        return [self.scrub(item) for item in items]
-
 
 #: The redactor every :class:`observable_session.Session` registers its auth values with.
 DEFAULT_REDACTOR: Final = Redactor()
@@ -564,3 +627,134 @@ def mask(text: str) -> str:
 def mask_url(url: str) -> str:
     """Mask ``url`` with :data:`DEFAULT_REDACTOR` (see :meth:`Redactor.mask_url`)."""
     return DEFAULT_REDACTOR.mask_url(url)
+
+
+# -- structlog --------------------------------------------------------------------------
+
+# Keys structlog's ProcessorFormatter uses for its own bookkeeping: never rewritten.
+_STRUCTLOG_META: Final = frozenset({"_record", "_from_structlog", "_logger", "_name"})
+
+
+def _redact_event_dict(redactor: Redactor, event_dict: dict[str, Any]) -> dict[str, Any]:
+    sensitive = redactor.is_sensitive_name
+    for key, value in event_dict.items():
+        if key in _STRUCTLOG_META:
+            continue
+        if key == "exc_info":
+            event_dict[key] = redactor.sanitize_exc_info(value)
+        elif sensitive(key):
+            event_dict[key] = REDACTED
+        elif type(value) is str:
+            event_dict[key] = redactor.mask(value)
+        elif value is not None and type(value) not in (int, float, bool):
+            event_dict[key] = redactor.scrub(value)
+    return event_dict
+
+
+class EventRedactor:
+    """A structlog processor that scrubs an event dict with a given :class:`Redactor`.
+
+    By key (a sensitive key's value becomes ``REDACTED``) and by value, recursively through
+    dicts, lists and tuples; ``exc_info`` becomes a masked copy of the exception and its
+    chain, already rendered tracebacks (``exception``, ``stack``) are masked as text. It
+    must run before any renderer; it is safe to run more than once.
+    """
+
+    __slots__ = ("_redactor",)
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        self._redactor = DEFAULT_REDACTOR if redactor is None else redactor
+
+    def __call__(self, logger: object, method_name: str, event_dict: Any) -> Any:
+        """Scrub ``event_dict`` in place (nested values are copied, never mutated)."""
+        return _redact_event_dict(self._redactor, event_dict)
+
+
+def redact_event(logger: object, method_name: str, event_dict: Any) -> Any:
+    """The structlog processor that scrubs an event with :data:`DEFAULT_REDACTOR`.
+
+    See :class:`EventRedactor`; place it before any exception formatter and renderer.
+    """
+    return _redact_event_dict(DEFAULT_REDACTOR, event_dict)
+
+
+# -- OpenTelemetry spans ----------------------------------------------------------------
+
+#: Attributes that hold a URL: masked as URLs (userinfo, sensitive query values).
+_URL_ATTRIBUTES: Final = frozenset({"url.full", "http.url", "url.original", "http.target"})
+
+
+class RedactingSpanExporter:
+    """Wraps an OpenTelemetry SDK span exporter and scrubs every span before export.
+
+    Attributes (by key and value, URLs as URLs), event attributes (``exception.message``,
+    ``exception.stacktrace``...), link attributes, the span name and the status description
+    are masked: defence in depth for spans from any instrumentation. Pass it to a span
+    processor: ``BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter()))``. The SDK is
+    imported only when spans are exported, so it stays an optional dependency.
+    """
+
+    __slots__ = ("_exporter", "_redactor")
+
+    def __init__(self, exporter: SpanExporter, redactor: Redactor | None = None) -> None:
+        self._exporter = exporter
+        self._redactor = DEFAULT_REDACTOR if redactor is None else redactor
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export masked copies of ``spans`` with the wrapped exporter."""
+        return self._exporter.export([self.redact_span(span) for span in spans])
+
+    def shutdown(self) -> None:
+        """Shut the wrapped exporter down."""
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the wrapped exporter."""
+        return self._exporter.force_flush(timeout_millis)
+
+    def redact_span(self, span: ReadableSpan) -> ReadableSpan:
+        """A masked copy of ``span``; the original is left as it was."""
+        from opentelemetry.sdk.trace import Event
+        from opentelemetry.sdk.trace import ReadableSpan as Span
+        from opentelemetry.trace import Link, Status
+
+        mask_text = self._redactor.mask
+        status = span.status
+        if status.description:
+            status = Status(status.status_code, mask_text(status.description))
+        return Span(
+            name=mask_text(span.name),
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=self.redact_attributes(span.attributes),
+            events=[
+                Event(e.name, self.redact_attributes(e.attributes), e.timestamp)
+                for e in span.events
+            ],
+            links=[
+                Link(link.context, self.redact_attributes(link.attributes)) for link in span.links
+            ],
+            kind=span.kind,
+            status=status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def redact_attributes(self, attributes: Attributes) -> dict[str, Any]:
+        """A masked copy of OpenTelemetry ``attributes`` (scalars and sequences)."""
+        redactor = self._redactor
+        out: dict[str, Any] = {}
+        for key, value in (attributes or {}).items():
+            if redactor.is_sensitive_name(key):
+                out[key] = REDACTED
+            elif isinstance(value, str):
+                out[key] = (
+                    redactor.mask_url(value) if key in _URL_ATTRIBUTES else redactor.mask(value)
+                )
+            elif isinstance(value, (list, tuple)):
+                out[key] = tuple(redactor.mask(v) if isinstance(v, str) else v for v in value)
+            else:
+                out[key] = value
+        return out

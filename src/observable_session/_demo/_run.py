@@ -161,7 +161,7 @@ def _drive(
             if not quiet and time.monotonic() - last_status >= _STATUS_EVERY_S:
                 last_status = time.monotonic()
                 print(f"{PROG} demo: {workload.elapsed():.0f} s, {description}", file=err)
-    return interrupted
+    return interrupted or workload.stop_requested()
 
 
 def _preflight(options: DemoOptions) -> None:

@@ -189,6 +189,10 @@ class Workload:
         """Ask the workers to finish their current call and stop."""
         self._stop.set()
 
+    def stop_requested(self) -> bool:
+        """Whether ``stop()`` was called (the run was cut short, not finished)."""
+        return self._stop.is_set()
+
     def running(self) -> bool:
         """Whether any worker is still busy."""
         return any(t.is_alive() for t in self._threads)

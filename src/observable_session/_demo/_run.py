@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 from urllib.parse import urlsplit
 
 from ._cli import PROG, DemoOptions
@@ -26,7 +26,7 @@ from ._cli import PROG, DemoOptions
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ._report import DemoReport
+    from ._report import DemoReport, LogTap
     from ._telemetry import DemoTelemetry
 
 __all__ = ["DemoError", "missing_extras", "run_demo"]
@@ -85,22 +85,20 @@ def _check_reachable(url: str, timeout: float = 3.0) -> None:
 
 
 @contextmanager
-def _logging_to(stream: Any, extra_handler: logging.Handler | None) -> Iterator[None]:
+def _logging_to(stream: LogTap, extra_handler: logging.Handler | None) -> Iterator[None]:
     """Route structlog and stdlib logging through the redacting JSON chain, then restore."""
     import structlog
 
-    from ..logs import configure_logging
+    from ..logs import RedactingFilter, configure_logging
 
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
     saved_structlog = structlog.get_config()
-    configure_logging(level="INFO", stream=stream, json=True)
+    json_handler = configure_logging("INFO", json=True, stream=cast(IO[str], stream))
     if extra_handler is not None:
-        json_handler = root.handlers[-1] if root.handlers else None
-        if json_handler is not None:
-            extra_handler.setFormatter(json_handler.formatter)
-            for log_filter in json_handler.filters:
-                extra_handler.addFilter(log_filter)
+        # The OTLP log handler gets the same redacting formatter, and the filter besides.
+        extra_handler.setFormatter(json_handler.formatter)
+        extra_handler.addFilter(RedactingFilter())
         root.addHandler(extra_handler)
     try:
         yield

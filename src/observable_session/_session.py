@@ -20,15 +20,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 from urllib.request import getproxies
 
 import requests
-import structlog
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import Span, SpanKind, TracerProvider
+from opentelemetry.trace import TracerProvider
 from requests import PreparedRequest, Request, Response
 from requests.adapters import BaseAdapter
 from requests.cookies import (
@@ -63,18 +59,8 @@ from .errors import (
     RequestsApiError,
 )
 from .redaction import DEFAULT_REDACTOR
-from .telemetry import _semconv as sc
-from .telemetry._instruments import (
-    Instruments,
-    Telemetry,
-    guarded,
-    ids_of,
-    method_attributes,
-    record_exception,
-    set_status,
-    span_name,
-    suppress_http,
-)
+from .telemetry._instruments import Telemetry
+from .telemetry._record import CallRecorder, TargetCache
 
 __all__ = ["DEFAULT_TIMEOUT", "Session"]
 
@@ -83,7 +69,6 @@ DEFAULT_TIMEOUT = 30.0
 
 USER_AGENT = f"observable-session/{__version__}"
 
-_log = structlog.get_logger(sc.LOGGER_NAME)
 _UNSET: Any = object()
 
 
@@ -101,18 +86,13 @@ class _Call:
 
     session: Session
     method: str
-    url_template: str | None
     deadline: float | None
     deadline_at: float | None
     retry: Retry
-    instruments: Instruments | None
-    span: Span | None = None
-    span_context: otel_context.Context | None = None
+    recorder: CallRecorder
     attempts: int = 0
     history: list[AttemptRecord] = field(default_factory=list)
     redirecting: bool = False
-    exhausted: bool = False
-    server_address: str = ""
 
 
 _PENDING: contextvars.ContextVar[_CallOptions | None] = contextvars.ContextVar(
@@ -212,6 +192,7 @@ class Session(requests.Session):
         self.raise_for_status = raise_for_status
         self._sleep = sleep
         self._telemetry = Telemetry(tracer_provider, meter_provider)
+        self._targets = TargetCache()
         self._ua_lock = threading.Lock()
         self._env = _Environment.read()
         if headers:
@@ -342,6 +323,7 @@ class Session(requests.Session):
         super().__setstate__(state)  # type: ignore[misc]
         self._sleep = time.sleep
         self._telemetry = Telemetry()
+        self._targets = TargetCache()
         self._ua_lock = threading.Lock()
         self._env = _Environment.read()
 
@@ -494,29 +476,22 @@ class Session(requests.Session):
         template: str | None,
         deadline: float | None,
     ) -> Response:
-        method = (request.method or "GET").upper()
+        """Open the logical request, run its hops, close it: one span, one duration point."""
         start = time.perf_counter()
+        method = (request.method or "GET").upper()
+        try:
+            instruments = self._telemetry.instruments()
+        except Exception:  # a broken provider must not break the request
+            instruments = None
         call = _Call(
             session=self,
             method=method,
-            url_template=template,
             deadline=deadline,
             deadline_at=time.monotonic() + deadline if deadline is not None else None,
             retry=self._policy.start(),
-            instruments=None,
+            recorder=CallRecorder(instruments, method, template),
         )
-        with guarded("instruments"):
-            call.instruments = self._telemetry.instruments()
-        ctx_token = None
-        if call.instruments is not None:
-            with guarded("logical span start"):
-                call.span = call.instruments.tracer.start_span(
-                    span_name(method, template),
-                    kind=SpanKind.INTERNAL,
-                    attributes=_span_attributes(method, request.url or "", template),
-                )
-                call.span_context = trace.set_span_in_context(call.span)
-                ctx_token = otel_context.attach(call.span_context)
+        call.recorder.start(self._targets.get(request.url or ""))
         token = _ACTIVE.set(call)
         response: Response | None = None
         failure: BaseException | None = None
@@ -525,62 +500,23 @@ class Session(requests.Session):
         except RequestsApiError as exc:
             failure = exc
         except requests.RequestException as exc:
-            failure = _wrap(exc, call, None)
+            failure = _wrap(exc, call)
         except BaseException as exc:
-            self._end_logical(call, start, None, exc, ctx_token)
+            call.recorder.end(None, error_type(exc), call.attempts, time.perf_counter() - start)
             raise
         finally:
             _ACTIVE.reset(token)
-        self._end_logical(call, start, response, failure, ctx_token)
+        status = response.status_code if response is not None else None
+        if failure is not None:
+            status = getattr(failure, "status_code", None)
+        call.recorder.end(
+            status, _error_type_of(status, failure), call.attempts, time.perf_counter() - start
+        )
         if failure is not None:
             raise failure
         assert response is not None
         response._observable_session = (call.attempts, tuple(call.history))  # type: ignore[attr-defined]
         return response
-
-    def _end_logical(
-        self,
-        call: _Call,
-        start: float,
-        response: Response | None,
-        failure: BaseException | None,
-        ctx_token: object,
-    ) -> None:
-        duration = time.perf_counter() - start
-        status = response.status_code if response is not None else None
-        if failure is not None:
-            status = getattr(failure, "status_code", None)
-        err = _error_type_of(status, failure)
-        inst = call.instruments
-        if inst is not None:
-            with guarded("logical span end"):
-                if call.span is not None:
-                    span = call.span
-                    if status is not None:
-                        span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
-                    if err is not None:
-                        span.set_attribute(sc.ERROR_TYPE, err)
-                    span.set_attribute(sc.ATTEMPTS, call.attempts)
-                    if call.exhausted:
-                        span.set_attribute(sc.RETRIES_EXHAUSTED, True)
-                    set_status(span, status, err)
-                    span.end()
-            with guarded("logical metrics"):
-                attrs = _metric_attributes(call, response.url if response else None, status, err)
-                attrs[sc.RETRIES_EXHAUSTED] = call.exhausted
-                inst.request_duration.record(duration, attrs)
-        if ctx_token is not None:
-            otel_context.detach(ctx_token)  # type: ignore[arg-type]
-        if failure is None:
-            _log.debug(
-                sc.EVENT_REQUEST_COMPLETED,
-                method=call.method,
-                url_template=call.url_template,
-                status_code=status,
-                attempts=call.attempts,
-                duration_s=round(duration, 6),
-                **_ids(call.span),
-            )
 
     def _send_hop(self, request: PreparedRequest, call: _Call, kwargs: dict[str, Any]) -> Response:
         """One hop: what ``requests.Session.send`` does, with the attempts retried."""
@@ -642,68 +578,32 @@ class Session(requests.Session):
                 call.retry, call.method, response=response, error=error, replayable=replayable
             )
             status = response.status_code if response is not None else None
-            record = AttemptRecord(status, _error_type_of(status, error), duration)
-            call.history.append(record)
+            err = _error_type_of(status, error)
             expired = call.deadline_at is not None and (
                 time.monotonic() + decision.backoff >= call.deadline_at
             )
             if decision.retry is None or expired:
-                if decision.exhausted or (decision.retry is not None and expired):
-                    call.exhausted = True
-                    _log.warning(
-                        sc.EVENT_RETRIES_EXHAUSTED,
-                        method=call.method,
-                        url_template=call.url_template,
-                        attempts=call.attempts,
-                        reason=decision.reason,
-                        deadline_expired=expired,
-                        **_ids(call.span),
-                    )
+                call.history.append(AttemptRecord(status, err, duration))
+                if decision.exhausted or decision.retry is not None:
+                    call.recorder.retries_exhausted(call.attempts, decision.reason, expired)
                 if expired and (decision.retry is not None or error is not None):
                     raise _deadline_error(call, response, error)
                 if error is not None:
-                    raise _wrap(error, call, None)
+                    raise _wrap(error, call)
                 assert response is not None
                 return response
+            call.history.append(AttemptRecord(status, err, duration, decision.backoff))
             call.retry = decision.retry
-            call.history[-1] = AttemptRecord(status, record.error_type, duration, decision.backoff)
-            self._retry_scheduled(call, decision.reason, decision.backoff, decision.retry_after)
+            call.recorder.retry_scheduled(
+                decision.reason, decision.backoff, decision.retry_after, call.attempts
+            )
             if response is not None:
                 _release(response)
             if decision.backoff > 0:
                 self._sleep(decision.backoff)
-                if call.instruments is not None:
-                    with guarded("backoff metric"):
-                        call.instruments.backoff.record(decision.backoff, _retry_attributes(call))
+                call.recorder.backoff_slept(decision.backoff)
             if request.body is not None and not isinstance(request.body, (bytes, str)):
                 rewind_body(request)
-
-    def _retry_scheduled(self, call: _Call, reason: str, backoff: float, retry_after: bool) -> None:
-        if call.instruments is not None:
-            with guarded("retry telemetry"):
-                if call.span is not None:
-                    call.span.add_event(
-                        sc.RETRY_EVENT,
-                        {
-                            sc.HTTP_REQUEST_RESEND_COUNT: call.attempts,
-                            sc.RETRY_REASON: reason,
-                            sc.RETRY_BACKOFF: backoff,
-                            sc.RETRY_AFTER: retry_after,
-                        },
-                    )
-                attrs = _retry_attributes(call)
-                attrs[sc.RETRY_REASON] = reason
-                call.instruments.retries.add(1, attrs)
-        _log.info(
-            sc.EVENT_RETRY_SCHEDULED,
-            method=call.method,
-            url_template=call.url_template,
-            reason=reason,
-            backoff_s=backoff,
-            retry_after=retry_after,
-            attempt=call.attempts + 1,
-            **_ids(call.span),
-        )
 
     def _attempt(
         self,
@@ -715,28 +615,10 @@ class Session(requests.Session):
         """One adapter call in its own CLIENT span, with trace context injected."""
         resend_count = call.attempts
         call.attempts += 1
-        inst = call.instruments
-        url = request.url or ""
-        call.server_address = _split(url)[1]
-        span: Span | None = None
-        ctx_token = None
-        active_attrs: dict[str, Any] | None = None
-        if inst is not None:
-            with guarded("attempt span start"):
-                attrs = _span_attributes(call.method, url, call.url_template, full=True)
-                if resend_count:
-                    attrs[sc.HTTP_REQUEST_RESEND_COUNT] = resend_count
-                span = inst.tracer.start_span(
-                    span_name(call.method, call.url_template),
-                    context=call.span_context,
-                    kind=SpanKind.CLIENT,
-                    attributes=attrs,
-                )
-                ctx = suppress_http(trace.set_span_in_context(span, call.span_context))
-                ctx_token = otel_context.attach(ctx)
-                propagate.inject(request.headers)
-                active_attrs = _metric_attributes(call, url, None, None, active=True)
-                inst.active_requests.add(1, active_attrs)
+        recorder = call.recorder
+        attempt = recorder.start_attempt(
+            self._targets.get(request.url or ""), resend_count, request.headers
+        )
         started = time.perf_counter()
         response: Response | None = None
         error: requests.RequestException | None = None
@@ -750,61 +632,27 @@ class Session(requests.Session):
                 response.close()
                 response = None
         except BaseException as exc:
-            self._end_attempt(call, span, ctx_token, active_attrs, url, started, None, exc)
-            raise
-        if response is not None:
-            response.elapsed = timedelta(seconds=time.perf_counter() - started)
-        self._end_attempt(call, span, ctx_token, active_attrs, url, started, response, error)
-        return response, error
-
-    def _end_attempt(
-        self,
-        call: _Call,
-        span: Span | None,
-        ctx_token: object,
-        active_attrs: dict[str, Any] | None,
-        url: str,
-        started: float,
-        response: Response | None,
-        error: BaseException | None,
-    ) -> None:
-        duration = time.perf_counter() - started
-        status = response.status_code if response is not None else None
-        err = _error_type_of(status, error)
-        inst = call.instruments
-        if inst is not None:
-            with guarded("attempt span end"):
-                if active_attrs is not None:
-                    inst.active_requests.add(-1, active_attrs)
-                version = _protocol_version(response)
-                if span is not None:
-                    if status is not None:
-                        span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
-                    if version:
-                        span.set_attribute(sc.NETWORK_PROTOCOL_VERSION, version)
-                    if err is not None:
-                        span.set_attribute(sc.ERROR_TYPE, err)
-                    if error is not None:
-                        record_exception(span, err or "", DEFAULT_REDACTOR.mask(str(error)))
-                    set_status(span, status, err)
-                    span.end()
-                attrs = _metric_attributes(call, url, status, err)
-                if version:
-                    attrs[sc.NETWORK_PROTOCOL_VERSION] = version
-                inst.attempt_duration.record(duration, attrs)
-        if ctx_token is not None:
-            otel_context.detach(ctx_token)  # type: ignore[arg-type]
-        if error is not None or (status is not None and status >= 500) or status == 429:
-            _log.warning(
-                sc.EVENT_ATTEMPT_FAILED,
-                method=call.method,
-                url_template=call.url_template,
-                attempt=call.attempts,
-                status_code=status,
-                error_type=err,
-                duration_s=round(duration, 6),
-                **_ids(span if span is not None else call.span),
+            recorder.end_attempt(
+                attempt, call.attempts, time.perf_counter() - started, None, error_type(exc), ""
             )
+            raise
+        duration = time.perf_counter() - started
+        if response is not None:
+            response.elapsed = timedelta(seconds=duration)
+            status = response.status_code
+            recorder.end_attempt(
+                attempt, call.attempts, duration, response, _error_type_of(status, None), None
+            )
+        else:
+            recorder.end_attempt(
+                attempt,
+                call.attempts,
+                duration,
+                None,
+                error_type(error) if error is not None else None,
+                DEFAULT_REDACTOR.mask(str(error)),
+            )
+        return response, error
 
 
 # -- small pure helpers ----------------------------------------------------------------
@@ -846,13 +694,8 @@ def _release(response: Response) -> None:
     response.close()
 
 
-def _protocol_version(response: Response | None) -> str | None:
-    raw = getattr(response, "raw", None)
-    version = getattr(raw, "version", None)
-    return {10: "1.0", 11: "1.1", 20: "2"}.get(version) if isinstance(version, int) else None
-
-
 def _error_type_of(status: int | None, error: BaseException | None) -> str | None:
+    """``error.type``: the failure's type (as reported by our errors), else a 4xx/5xx status."""
     if isinstance(error, RequestsApiError) and error.error_type:
         return error.error_type
     if error is not None:
@@ -862,75 +705,14 @@ def _error_type_of(status: int | None, error: BaseException | None) -> str | Non
     return None
 
 
-def _split(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        port = 443 if scheme == "https" else 80
-    return scheme, host, port
-
-
-def _span_attributes(
-    method: str, url: str, template: str | None, *, full: bool = False
-) -> dict[str, Any]:
-    scheme, host, port = _split(url)
-    attrs: dict[str, Any] = method_attributes(method)
-    attrs[sc.SERVER_ADDRESS] = host
-    attrs[sc.SERVER_PORT] = port
-    attrs[sc.URL_FULL] = DEFAULT_REDACTOR.mask_url(url)
-    if full:
-        attrs[sc.URL_SCHEME] = scheme
-    if template:
-        attrs[sc.URL_TEMPLATE] = template
-    return attrs
-
-
-def _metric_attributes(
-    call: _Call, url: str | None, status: int | None, err: str | None, *, active: bool = False
-) -> dict[str, Any]:
-    """Low-cardinality attributes: never a raw URL, never a header value."""
-    scheme, host, port = _split(url or "")
-    attrs: dict[str, Any] = method_attributes(call.method)
-    attrs[sc.SERVER_ADDRESS] = host
-    attrs[sc.SERVER_PORT] = port
-    attrs[sc.URL_SCHEME] = scheme
-    if call.url_template:
-        attrs[sc.URL_TEMPLATE] = call.url_template
-    if active:
-        return attrs
-    if status is not None:
-        attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status
-    if err is not None:
-        attrs[sc.ERROR_TYPE] = err
-    return attrs
-
-
-def _retry_attributes(call: _Call) -> dict[str, Any]:
-    attrs: dict[str, Any] = method_attributes(call.method)
-    attrs[sc.SERVER_ADDRESS] = call.server_address
-    if call.url_template:
-        attrs[sc.URL_TEMPLATE] = call.url_template
-    return attrs
-
-
-def _ids(span: Span | None) -> dict[str, str | None]:
-    if span is None:
-        return ids_of(trace.get_current_span())
-    return ids_of(span)
-
-
 def _http_error(response: Response) -> ApiHTTPError:
     """The seed's message (JSON ``message``/``error.message``/``error``, else text), masked."""
     attempts, history = getattr(response, "_observable_session", (1, ()))
-    detail = _detail(response)
     url = DEFAULT_REDACTOR.mask_url(response.url or "")
-    reason = response.reason or ""
-    message = f"{response.status_code} {reason} for {response.request.method} {url}"
+    message = f"{response.status_code} {response.reason or ''} for {response.request.method} {url}"
     if attempts > 1:
         message += f" after {attempts} attempts"
+    detail = _detail(response)
     if detail:
         message += f": {detail}"
     return ApiHTTPError(
@@ -971,7 +753,7 @@ _ERROR_CLASSES: tuple[tuple[type[BaseException], type[RequestsApiError]], ...] =
 )
 
 
-def _wrap(error: BaseException, call: _Call, response: Response | None) -> RequestsApiError:
+def _wrap(error: BaseException, call: _Call) -> RequestsApiError:
     """Our typed, masked error for a requests failure; its cause is a masked copy."""
     cls: type[RequestsApiError] = RequestsApiError
     for source, target in _ERROR_CLASSES:
@@ -980,7 +762,7 @@ def _wrap(error: BaseException, call: _Call, response: Response | None) -> Reque
             break
     attempts = f" after {call.attempts} attempts" if call.attempts > 1 else ""
     message = DEFAULT_REDACTOR.mask(f"{call.method} failed{attempts}: {error}")
-    exc = cls(message, response=response, attempts=call.attempts, history=tuple(call.history))
+    exc = cls(message, attempts=call.attempts, history=tuple(call.history))
     exc.error_type = error_type(error)
     exc.__cause__ = DEFAULT_REDACTOR.sanitize_exception(error)
     exc.__suppress_context__ = True
@@ -990,6 +772,7 @@ def _wrap(error: BaseException, call: _Call, response: Response | None) -> Reque
 def _deadline_error(
     call: _Call, response: Response | None, error: BaseException | None
 ) -> DeadlineExceeded:
+    """The deadline ran out (or the next backoff would outlive it)."""
     last = f"; last: {response.status_code}" if response is not None else ""
     if error is not None:
         last = f"; last: {error_type(error)}"

@@ -5,27 +5,23 @@ A :class:`Telemetry` belongs to one session. Per logical request it hands out an
 caller suppressed HTTP instrumentation), and the session calls the small functions below at
 each step of its loop. Every name comes from :mod:`._semconv`.
 
-Telemetry is a side channel: these functions are called inside ``guarded()``, so an error in
-an exporter or a provider is logged once and never changes what the request returns or raises.
+Recording itself is in :mod:`._record`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
-import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter, MeterProvider
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.metrics._internal import _ProxyMeterProvider
+from opentelemetry.trace import Tracer, TracerProvider
 
 from .._version import __version__
 from . import _semconv as sc
-
-_log = structlog.get_logger(sc.LOGGER_NAME)
 
 KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY"}
@@ -161,71 +157,23 @@ class Telemetry:
 
 def _is_default(provider: object) -> bool:
     """A provider that records nothing: the API's proxy before an SDK is set, or a no-op."""
-    return type(provider).__name__ in _DEFAULT_PROVIDER_TYPES
+    return isinstance(provider, _DEFAULT_PROVIDERS)
 
 
-_DEFAULT_PROVIDER_TYPES = frozenset(
-    {"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider"}
+_DEFAULT_PROVIDERS = (
+    trace.ProxyTracerProvider,
+    trace.NoOpTracerProvider,
+    _ProxyMeterProvider,
+    metrics.NoOpMeterProvider,
 )
-
-
-@contextmanager
-def guarded(what: str) -> Iterator[None]:
-    """Run a telemetry step; an error in it is logged and swallowed, never raised."""
-    try:
-        yield
-    except Exception as exc:  # telemetry must never change the request's outcome
-        _warn_once(what, exc)
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(what: str, exc: Exception) -> None:
-    key = f"{what}:{type(exc).__name__}"
-    if key in _warned:
-        return
-    _warned.add(key)
-    _log.warning("observable_session.telemetry.failed", step=what, error_type=type(exc).__name__)
-
-
-def set_status(span: Span, status_code: int | None, error: str | None) -> None:
-    """Mark a span ``ERROR`` for 4xx/5xx and exceptions; the description is the error type."""
-    if error is None:
-        return
-    if status_code is not None:
-        span.set_status(Status(StatusCode.ERROR))
-    else:
-        span.set_status(Status(StatusCode.ERROR, error))
-
-
-def record_exception(span: Span, exc_type: str, masked_message: str) -> None:
-    """An ``exception`` event built from an already-masked message (no stack, no locals)."""
-    span.add_event(
-        "exception",
-        {"exception.type": exc_type, "exception.message": masked_message},
-    )
-
-
-def ids_of(span: Span) -> dict[str, str | None]:
-    """``trace_id`` and ``span_id`` of ``span`` in hex, for log events."""
-    ctx = span.get_span_context()
-    if not ctx.is_valid:
-        return {"trace_id": None, "span_id": None}
-    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
 
 
 __all__ = [
     "KNOWN_METHODS",
     "Instruments",
-    "SpanKind",
     "Telemetry",
-    "guarded",
-    "ids_of",
     "is_suppressed",
     "method_attributes",
-    "record_exception",
-    "set_status",
     "span_name",
     "suppress_http",
 ]

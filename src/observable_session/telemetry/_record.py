@@ -1,0 +1,396 @@
+"""Recording one logical request: its span, its attempts' spans, metric points and log events.
+
+The session's loop calls a :class:`CallRecorder` at each step (attempt started, attempt
+ended, retry scheduled, backoff slept, call ended). Every step is guarded: an error inside
+telemetry is logged once and swallowed, so it never changes what the request returns or
+raises. Attribute dictionaries are built once per call and copied per point, and a URL's
+split and redacted forms are cached per session, so the per-attempt cost stays small.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from ..redaction import DEFAULT_REDACTOR
+from . import _semconv as sc
+from ._instruments import Instruments, method_attributes, span_name, suppress_http
+
+_log = structlog.get_logger(sc.LOGGER_NAME)
+
+# What a filtering structlog logger's filtered-out methods are: skip building a debug
+# event nobody will see (the per-request "completed" event) when debug is filtered.
+_FILTERED = structlog.make_filtering_bound_logger(logging.CRITICAL).debug
+
+
+def debug_enabled() -> bool:
+    """Whether the configured structlog wrapper would emit a debug event."""
+    wrapper = structlog.get_config().get("wrapper_class")
+    return getattr(wrapper, "debug", None) is not _FILTERED
+
+
+class _Guard:
+    """A context manager that logs (once per step and error type) and swallows errors."""
+
+    __slots__ = ("what",)
+    _warned: set[str] = set()
+    _lock = threading.Lock()
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc_type is None or not issubclass(exc_type, Exception):
+            return False
+        key = f"{self.what}:{exc_type.__name__}"
+        with self._lock:
+            first = key not in self._warned
+            self._warned.add(key)
+        if first:
+            _log.warning(
+                "observable_session.telemetry.failed", step=self.what, error_type=exc_type.__name__
+            )
+        return True
+
+
+_G_LOGICAL_START = _Guard("logical span start")
+_G_LOGICAL_END = _Guard("logical span end")
+_G_ATTEMPT_START = _Guard("attempt span start")
+_G_ATTEMPT_END = _Guard("attempt span end")
+_G_RETRY = _Guard("retry telemetry")
+_G_BACKOFF = _Guard("backoff metric")
+
+
+class Target(NamedTuple):
+    """Where a URL points, and its redacted form for ``url.full``."""
+
+    scheme: str
+    host: str
+    port: int
+    url_full: str
+
+
+class TargetCache:
+    """A small per-session cache of :class:`Target` by URL, invalidated when secrets change."""
+
+    __slots__ = ("_entries",)
+    MAX = 512
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[object, Target]] = {}
+
+    def get(self, url: str) -> Target:
+        """The target of ``url``, from the cache while the redactor's secrets are unchanged."""
+        generation = DEFAULT_REDACTOR._matchers  # rebuilt whenever secrets change
+        entry = self._entries.get(url)
+        if entry is not None and entry[0] is generation:
+            return entry[1]
+        target = _target(url)
+        if len(self._entries) >= self.MAX:
+            self._entries = {}
+        self._entries[url] = (generation, target)
+        return target
+
+
+def _target(url: str) -> Target:
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port
+        host = parts.hostname or ""
+    except ValueError:
+        scheme, host, port = "", "", None
+    default = 443 if scheme == "https" else 80
+    return Target(scheme, host, port or default, DEFAULT_REDACTOR.mask_url(url))
+
+
+def _ids(span: Span | None) -> dict[str, str | None]:
+    """``trace_id``/``span_id`` of ``span`` (or the current span) in hex, for log events."""
+    ctx = (span or trace.get_current_span()).get_span_context()
+    if not ctx.is_valid:
+        return {"trace_id": None, "span_id": None}
+    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+
+
+def _protocol_version(response: Any) -> str | None:
+    version = getattr(getattr(response, "raw", None), "version", None)
+    return {10: "1.0", 11: "1.1", 20: "2"}.get(version) if isinstance(version, int) else None
+
+
+class Attempt:
+    """The telemetry of one attempt in flight."""
+
+    __slots__ = ("active_attrs", "span", "token")
+
+    def __init__(self) -> None:
+        self.span: Span | None = None
+        self.token: object = None
+        self.active_attrs: dict[str, Any] | None = None
+
+
+class CallRecorder:
+    """Spans, metric points and log events of one logical request."""
+
+    __slots__ = (
+        "_base",
+        "_ctx",
+        "_inst",
+        "_span",
+        "_template",
+        "_token",
+        "exhausted",
+        "host",
+        "method",
+    )
+
+    def __init__(self, instruments: Instruments | None, method: str, template: str | None):
+        self._inst = instruments
+        self.method = method
+        self._template = template
+        self._span: Span | None = None
+        self._ctx: otel_context.Context | None = None
+        self._token: object = None
+        self._base: dict[str, Any] = {}
+        self.host = ""
+        self.exhausted = False
+
+    # -- the logical request --------------------------------------------------------------
+
+    def start(self, target: Target) -> None:
+        """Open the INTERNAL span and make it current for the call."""
+        self.host = target.host
+        inst = self._inst
+        if inst is None:
+            return
+        with _G_LOGICAL_START:
+            attrs = self._base_attrs(target)
+            attrs[sc.URL_FULL] = target.url_full
+            self._span = inst.tracer.start_span(
+                span_name(self.method, self._template), kind=SpanKind.INTERNAL, attributes=attrs
+            )
+            self._ctx = trace.set_span_in_context(self._span)
+            self._token = otel_context.attach(self._ctx)
+
+    def end(
+        self,
+        status: int | None,
+        error_type: str | None,
+        attempts: int,
+        duration: float,
+    ) -> None:
+        """Close the INTERNAL span, record the logical duration, log completion."""
+        inst = self._inst
+        if inst is not None:
+            with _G_LOGICAL_END:
+                span = self._span
+                if span is not None:
+                    if status is not None:
+                        span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
+                    if error_type is not None:
+                        span.set_attribute(sc.ERROR_TYPE, error_type)
+                    span.set_attribute(sc.ATTEMPTS, attempts)
+                    if self.exhausted:
+                        span.set_attribute(sc.RETRIES_EXHAUSTED, True)
+                    _set_status(span, status, error_type)
+                    span.end()
+                attrs = self._point_attrs(status, error_type)
+                attrs[sc.RETRIES_EXHAUSTED] = self.exhausted
+                inst.request_duration.record(duration, attrs)
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self._token = None
+        if error_type is None and debug_enabled():
+            _log.debug(
+                sc.EVENT_REQUEST_COMPLETED,
+                method=self.method,
+                url_template=self._template,
+                status_code=status,
+                attempts=attempts,
+                duration_s=round(duration, 6),
+                **_ids(self._span),
+            )
+
+    # -- attempts -------------------------------------------------------------------------
+
+    def start_attempt(self, target: Target, resend_count: int, headers: Any) -> Attempt:
+        """Open a CLIENT span, make it current, inject its trace context into ``headers``."""
+        attempt = Attempt()
+        self.host = target.host
+        inst = self._inst
+        if inst is None:
+            return attempt
+        with _G_ATTEMPT_START:
+            attrs = self._base_attrs(target)
+            attrs[sc.URL_FULL] = target.url_full
+            if resend_count:
+                attrs[sc.HTTP_REQUEST_RESEND_COUNT] = resend_count
+            span = inst.tracer.start_span(
+                span_name(self.method, self._template),
+                context=self._ctx,
+                kind=SpanKind.CLIENT,
+                attributes=attrs,
+            )
+            attempt.span = span
+            ctx = suppress_http(trace.set_span_in_context(span, self._ctx))
+            attempt.token = otel_context.attach(ctx)
+            propagate.inject(headers)
+            attempt.active_attrs = self._base
+            inst.active_requests.add(1, self._base)
+        return attempt
+
+    def end_attempt(
+        self,
+        attempt: Attempt,
+        attempt_no: int,
+        duration: float,
+        response: Any,
+        error_type: str | None,
+        masked_error: str | None,
+    ) -> None:
+        """Close the CLIENT span, record the attempt's duration, log a failure."""
+        status: int | None = response.status_code if response is not None else None
+        inst = self._inst
+        span = attempt.span
+        if inst is not None:
+            with _G_ATTEMPT_END:
+                if attempt.active_attrs is not None:
+                    inst.active_requests.add(-1, attempt.active_attrs)
+                version = _protocol_version(response)
+                attrs = self._point_attrs(status, error_type)
+                if version:
+                    attrs[sc.NETWORK_PROTOCOL_VERSION] = version
+                if span is not None:
+                    if status is not None:
+                        span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
+                    if version:
+                        span.set_attribute(sc.NETWORK_PROTOCOL_VERSION, version)
+                    if error_type is not None:
+                        span.set_attribute(sc.ERROR_TYPE, error_type)
+                    if masked_error is not None:
+                        span.add_event(
+                            "exception",
+                            {"exception.type": error_type or "", "exception.message": masked_error},
+                        )
+                    _set_status(span, status, error_type)
+                    span.end()
+                inst.attempt_duration.record(duration, attrs)
+        if attempt.token is not None:
+            otel_context.detach(attempt.token)  # type: ignore[arg-type]
+        if masked_error is not None or (status is not None and (status >= 500 or status == 429)):
+            _log.warning(
+                sc.EVENT_ATTEMPT_FAILED,
+                method=self.method,
+                url_template=self._template,
+                attempt=attempt_no,
+                status_code=status,
+                error_type=error_type,
+                duration_s=round(duration, 6),
+                **_ids(span or self._span),
+            )
+
+    # -- retries --------------------------------------------------------------------------
+
+    def retry_scheduled(
+        self, reason: str, backoff: float, retry_after: bool, next_resend_count: int
+    ) -> None:
+        """A span event, a retry count and a log event for a scheduled retry."""
+        inst = self._inst
+        if inst is not None:
+            with _G_RETRY:
+                if self._span is not None:
+                    self._span.add_event(
+                        sc.RETRY_EVENT,
+                        {
+                            sc.HTTP_REQUEST_RESEND_COUNT: next_resend_count,
+                            sc.RETRY_REASON: reason,
+                            sc.RETRY_BACKOFF: backoff,
+                            sc.RETRY_AFTER: retry_after,
+                        },
+                    )
+                attrs = self._retry_attrs()
+                attrs[sc.RETRY_REASON] = reason
+                inst.retries.add(1, attrs)
+        _log.info(
+            sc.EVENT_RETRY_SCHEDULED,
+            method=self.method,
+            url_template=self._template,
+            reason=reason,
+            backoff_s=backoff,
+            retry_after=retry_after,
+            attempt=next_resend_count + 1,
+            **_ids(self._span),
+        )
+
+    def backoff_slept(self, seconds: float) -> None:
+        """Record a backoff sleep actually taken."""
+        if self._inst is not None:
+            with _G_BACKOFF:
+                self._inst.backoff.record(seconds, self._retry_attrs())
+
+    def retries_exhausted(self, attempts: int, reason: str, deadline_expired: bool) -> None:
+        """Log that the retry budget (or the deadline) ended the call."""
+        self.exhausted = True
+        _log.warning(
+            sc.EVENT_RETRIES_EXHAUSTED,
+            method=self.method,
+            url_template=self._template,
+            attempts=attempts,
+            reason=reason,
+            deadline_expired=deadline_expired,
+            **_ids(self._span),
+        )
+
+    # -- attributes -----------------------------------------------------------------------
+
+    def _base_attrs(self, target: Target) -> dict[str, Any]:
+        """Span attributes shared by the logical span and attempts; sets the metric base."""
+        attrs: dict[str, Any] = method_attributes(self.method)
+        attrs[sc.SERVER_ADDRESS] = target.host
+        attrs[sc.SERVER_PORT] = target.port
+        attrs[sc.URL_SCHEME] = target.scheme
+        if self._template:
+            attrs[sc.URL_TEMPLATE] = self._template
+        self._base = dict(attrs)
+        return attrs
+
+    def _point_attrs(self, status: int | None, error_type: str | None) -> dict[str, Any]:
+        """Metric attributes: low cardinality, never a URL or a header value."""
+        attrs = dict(self._base)
+        if status is not None:
+            attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status
+        if error_type is not None:
+            attrs[sc.ERROR_TYPE] = error_type
+        return attrs
+
+    def _retry_attrs(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = method_attributes(self.method)
+        attrs[sc.SERVER_ADDRESS] = self.host
+        if self._template:
+            attrs[sc.URL_TEMPLATE] = self._template
+        return attrs
+
+
+def _set_status(span: Span, status: int | None, error_type: str | None) -> None:
+    """``ERROR`` for 4xx/5xx and exceptions; the description is only the error type."""
+    if error_type is None:
+        return
+    if status is not None:
+        span.set_status(Status(StatusCode.ERROR))
+    else:
+        span.set_status(Status(StatusCode.ERROR, error_type))

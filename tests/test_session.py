@@ -515,3 +515,29 @@ def test_shared_between_threads(upstream: Upstream) -> None:
         for t in threads:
             t.join()
     assert results == [200] * 80 and upstream.hits("/ok") == 80
+
+
+def test_closed_session_forgets_then_reregisters(upstream: Upstream) -> None:
+    """close() forgets the secrets; using the session again masks them again."""
+    from observable_session.redaction import DEFAULT_REDACTOR
+
+    s = make(upstream, auth_headers={"X-API-Key": "closing-secret-42"})
+    s.close()
+    assert DEFAULT_REDACTOR.mask("closing-secret-42") == "closing-secret-42"
+    upstream.script("/e", Echo(401))
+    with pytest.raises(ApiHTTPError) as info:
+        s.get("/e")
+    assert "closing-secret-42" not in full_traceback(info.value)
+    s.close()
+
+
+def test_retries_total_none_is_refused_at_construction() -> None:
+    """retries_total=None fails fast with a typed error (the seed recursed forever)."""
+    with pytest.raises(InvalidConfigError, match="retries_total"):
+        Session(retries_total=None)  # type: ignore[arg-type]
+
+
+def test_secret_never_in_session_headers() -> None:
+    """Auth values live in auth_headers, added per request, not in session.headers."""
+    s = Session(base_url="https://api.example.com", auth_headers={"X-API-Key": KEY})
+    assert "X-API-Key" not in s.headers

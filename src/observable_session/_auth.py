@@ -48,9 +48,10 @@ class AuthHeaders(MutableMapping[str, str]):
             check_auth_header(name, value)
             items[name.lower()] = (name, value)
         self._items = items
-        self._publish()
+        self.publish()
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
+        """Register the current values with the redactor (replacing earlier ones)."""
         DEFAULT_REDACTOR.set_secrets(self, [value for _, value in self._items.values()])
 
     def forget(self) -> None:
@@ -66,14 +67,14 @@ class AuthHeaders(MutableMapping[str, str]):
             items = dict(self._items)
             items[name.lower()] = (name, value)
             self._items = items
-            self._publish()
+            self.publish()
 
     def __delitem__(self, name: str) -> None:
         with self._lock:
             items = dict(self._items)
             del items[name.lower()]
             self._items = items
-            self._publish()
+            self.publish()
 
     def __iter__(self) -> Iterator[str]:
         return iter([name for name, _ in self._items.values()])

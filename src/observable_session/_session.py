@@ -195,6 +195,7 @@ class Session(requests.Session):
         self._targets = TargetCache()
         self._ua_lock = threading.Lock()
         self._env = _Environment.read()
+        self._closed = False
         if headers:
             self.headers.update(headers)
         if not any(k.lower() == "user-agent" for k in (headers or {})):
@@ -289,9 +290,14 @@ class Session(requests.Session):
         super().mount(prefix, adapter)
 
     def close(self) -> None:
-        """Close the adapters and forget this session's secrets in the redactor."""
+        """Close the adapters and forget this session's secrets in the redactor.
+
+        A closed session can still send (as requests allows); its secrets are then
+        registered again before the next request is prepared.
+        """
         super().close()
         self._auth_headers.forget()
+        self._closed = True
 
     def __repr__(self) -> str:
         return (
@@ -326,6 +332,7 @@ class Session(requests.Session):
         self._targets = TargetCache()
         self._ua_lock = threading.Lock()
         self._env = _Environment.read()
+        self._closed = False
 
     # -- preparing ----------------------------------------------------------------------
 
@@ -398,6 +405,9 @@ class Session(requests.Session):
             cookies=merged_cookies,
             hooks=merge_hooks(request.hooks, self.hooks),
         )
+        if self._closed:
+            self._auth_headers.publish()
+            self._closed = False
         if prepared.url and self._auth_allowed(prepared.url):
             explicit = {k.lower() for k in (request.headers or {})}
             for name, value in self._auth_headers.pairs():
@@ -586,7 +596,7 @@ class Session(requests.Session):
                 call.history.append(AttemptRecord(status, err, duration))
                 if decision.exhausted or decision.retry is not None:
                     call.recorder.retries_exhausted(call.attempts, decision.reason, expired)
-                if expired and (decision.retry is not None or error is not None):
+                if expired and (decision.retry is not None or isinstance(error, requests.Timeout)):
                     raise _deadline_error(call, response, error)
                 if error is not None:
                     raise _wrap(error, call)

@@ -43,7 +43,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 
 from .telemetry._semconv import REDACTED
@@ -196,6 +196,19 @@ def derived_forms(value: str) -> frozenset[str]:
     return frozenset(f for f in forms if len(f) >= MIN_FORM_LENGTH)
 
 
+def _minimal_forms(forms: Iterable[str]) -> frozenset[str]:
+    """The forms that contain no other form: enough to detect any of ``forms``.
+
+    ``Bearer xyz`` holds ``xyz``: text holding the former holds the latter, so detection
+    needs only ``xyz`` (replacement still uses every form, longest first).
+    """
+    kept: list[str] = []
+    for form in sorted(forms, key=len):
+        if not any(shorter in form for shorter in kept):
+            kept.append(form)
+    return frozenset(kept)
+
+
 def _rarest_index(form: str) -> int:
     unknown = len(_COMMON_CHARS)
     best, best_rank = 0, -1
@@ -290,16 +303,25 @@ def _key_detector(names: Iterable[str]) -> str:
     return r"[^=&#\s]*?(?:" + "|".join(branches) + ")"
 
 
-class _Matchers(NamedTuple):
+class _Matchers:
     """An immutable snapshot of everything ``mask`` needs; swapped whole on change."""
 
-    #: Anything that may need masking: a secret form (from its rarest character), a URL
-    #: userinfo, a possibly sensitive query key, a credential after a scheme word.
-    detect: re.Pattern[str]
-    #: A secret form, again from its rarest character (tells the slow path what to run).
-    detect_values: re.Pattern[str] | None
-    #: The replacement matcher for secret forms.
-    values: re.Pattern[str] | None
+    __slots__ = ("_forms", "_values", "detect")
+
+    def __init__(self, detect: re.Pattern[str], forms: Sequence[str]) -> None:
+        #: Anything that may need masking: a secret form (from its rarest character), a URL
+        #: userinfo, a possibly sensitive query key, a credential after a scheme word.
+        self.detect = detect
+        self._forms = forms
+        self._values: re.Pattern[str] | None = None
+
+    @property
+    def values(self) -> re.Pattern[str] | None:
+        """The replacement matcher for secret forms, compiled when first needed."""
+        if self._values is None and self._forms:
+            # Two threads may both compile it; either result is the same pattern.
+            self._values = re.compile(_trie_pattern(self._forms))
+        return self._values
 
 
 _STRUCTURE: Final = re.compile(
@@ -309,20 +331,19 @@ _STRUCTURE: Final = re.compile(
 )
 
 
-def _build_matchers(forms: Iterable[str], names: Iterable[str]) -> _Matchers:
-    forms = sorted(set(forms))
+def _build_matchers(
+    forms: Iterable[str], detect_forms: Iterable[str], names: Iterable[str]
+) -> _Matchers:
+    """Matchers that replace ``forms`` and detect them through ``detect_forms``.
+
+    Every form must contain one of ``detect_forms`` (see :func:`_minimal_forms`).
+    """
     scheme = _scheme_detector()
     detect_alts = [" " + scheme, r"\t" + scheme, r"://[^\s/?#]*@"]
     key = _key_detector(names)
     detect_alts += [re.escape(sep) + key for sep in "?&;#"]
-    if not forms:
-        return _Matchers(re.compile("|".join(detect_alts)), None, None)
-    value_alts = _detect_alternatives(forms)
-    return _Matchers(
-        re.compile("|".join(detect_alts + value_alts)),
-        re.compile("|".join(value_alts)),
-        re.compile(_trie_pattern(forms)),
-    )
+    detect_alts += _detect_alternatives(sorted(detect_forms))
+    return _Matchers(re.compile("|".join(detect_alts)), sorted(forms))
 
 
 def _qualified_name(cls: type) -> str:
@@ -360,7 +381,8 @@ class Redactor:
 
     def __init__(self, sensitive_names: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
-        self._owners: dict[int, frozenset[str]] = {}
+        # Per owner: every form (for replacement) and the minimal ones (for detection).
+        self._owners: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
         self._finalizers: dict[int, weakref.finalize[Any, Any]] = {}
         self._pending: list[int] = []
         # The names as spelled (for the free-text query detector) and normalised (for lookup).
@@ -368,7 +390,8 @@ class Redactor:
         self._exact = frozenset(_normalise(n) for n in self._spellings)
         self._fragments = tuple(_normalise(f) for f in SENSITIVE_FRAGMENTS)
         self._name_cache: dict[str, bool] = {}
-        self._matchers = _build_matchers((), self._names())
+        self._forms: frozenset[str] = frozenset()
+        self._matchers = _build_matchers((), (), self._names())
 
     # -- registration ---------------------------------------------------------------
     def set_secrets(self, owner: object, values: Iterable[str]) -> None:
@@ -380,9 +403,10 @@ class Redactor:
         forms: set[str] = set()
         for value in values:
             forms |= derived_forms(value)
+        entry = (frozenset(forms), _minimal_forms(forms))
         key = id(owner)
         with self._lock:
-            self._owners[key] = frozenset(forms)
+            self._owners[key] = entry
             if key not in self._finalizers:
                 # An owner that cannot be weakly referenced keeps its values until forget().
                 with contextlib.suppress(TypeError):
@@ -409,7 +433,7 @@ class Redactor:
             self._spellings |= frozenset(names)
             self._exact |= frozenset(_normalise(n) for n in names)
             self._name_cache = {}
-            self._rebuild_locked()
+            self._rebuild_locked(names_changed=True)
 
     def _collected(self, key: int) -> None:
         # Runs from the garbage collector, possibly while this thread holds the lock.
@@ -435,9 +459,14 @@ class Redactor:
     def _names(self) -> list[str]:
         return [*self._spellings, *self._fragments]
 
-    def _rebuild_locked(self) -> None:
-        forms = frozenset().union(*self._owners.values())
-        self._matchers = _build_matchers(forms, self._names())
+    def _rebuild_locked(self, *, names_changed: bool = False) -> None:
+        entries = self._owners.values()
+        forms: frozenset[str] = frozenset().union(*(every for every, _ in entries))
+        if forms == self._forms and not names_changed:
+            return  # e.g. another session with the same credential: nothing to recompile
+        self._forms = forms
+        detect: frozenset[str] = frozenset().union(*(minimal for _, minimal in entries))
+        self._matchers = _build_matchers(forms, detect, self._names())
 
     # -- names ------------------------------------------------------------------------
     def is_sensitive_name(self, name: str) -> bool:
@@ -470,8 +499,8 @@ class Redactor:
         matchers = self._matchers
         if matchers.detect.search(text) is None:
             return text
-        values, detect_values = matchers.values, matchers.detect_values
-        if values is not None and detect_values is not None and detect_values.search(text):
+        values = matchers.values
+        if values is not None:
             text = values.sub(REDACTED, text)
         return _STRUCTURE.sub(self._replace_structure, text)
 

@@ -28,7 +28,7 @@ from observable_session._demo._views import render_waterfall
 
 SECRET = "demo+s3cr3t/key=42.x"
 SECRET_FORMS = (SECRET, quote(SECRET, safe=""), quote(SECRET))
-ROW = re.compile(r"^ (?P<route>(?:GET|POST) \S+|all routes)\s+" + r"\s+".join([r"(\d+)"] * 5))
+ROW = re.compile(r"^\s*(?P<route>(?:GET|POST) \S+|all routes)\s+" + r"\s+".join([r"(\d+)"] * 5))
 
 
 @dataclass
@@ -48,7 +48,9 @@ def _run_demo(argv: list[str], log_path: Path) -> Run:
     options = parse_args([*argv, "--log-file", str(log_path)])
     assert isinstance(options, DemoOptions)
     out, err = io.StringIO(), io.StringIO()
-    code = _run.run_demo(options, stdout=out, stderr=err, secret=SECRET)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("COLUMNS", raising=False)  # the table layout the parsers expect
+        code = _run.run_demo(options, stdout=out, stderr=err, secret=SECRET)
     lines = log_path.read_text(encoding="utf-8").splitlines()
     return Run(code, out.getvalue(), err.getvalue(), lines)
 

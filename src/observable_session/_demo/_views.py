@@ -28,6 +28,9 @@ _LABEL_WIDTH = 30
 _BAR = "█"
 _GAP = "·"
 _TIMES = "\u00d7"  # the multiplication sign
+#: Consoles at least this wide get the summary as one table.
+_WIDE = 120
+_DETAILS = ("p50 / p95", "retry reasons, errors")
 
 
 def _fmt_ms(seconds: float | None) -> str:
@@ -175,40 +178,56 @@ def _p50_p95(stats: RouteStats) -> str:
     return f"{_fmt_ms(p50).removesuffix(' ms')} / {_fmt_ms(p95)}"
 
 
-def _summary_table(report: DemoReport) -> Table:
-    table = Table(
-        title="Per route, counted from the spans",
-        title_justify="left",
-        title_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    table.add_column("route", no_wrap=True)
-    for name in ("requests", "attempts", "retries", "redirects", "errors", "p50 / p95"):
-        table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("retry reasons, errors")
+_COUNTS = ("requests", "attempts", "retries", "redirects", "errors")
 
-    def row(stats: RouteStats, fault: str, style: str | None = None) -> None:
-        route = Text(stats.route)
-        if fault:
-            route.append(f"\n  {fault}", style="dim")
-        table.add_row(
-            route,
-            str(stats.requests),
-            str(stats.attempts),
-            str(stats.retries),
-            str(stats.redirects),
-            str(stats.errors),
-            _p50_p95(stats),
-            _why(stats),
-            style=style,
+
+def _cells(stats: RouteStats, columns: tuple[str, ...]) -> list[str]:
+    values = {
+        "requests": str(stats.requests),
+        "attempts": str(stats.attempts),
+        "retries": str(stats.retries),
+        "redirects": str(stats.redirects),
+        "errors": str(stats.errors),
+        "p50 / p95": _p50_p95(stats),
+        "retry reasons, errors": _why(stats),
+    }
+    return [values[name] for name in columns]
+
+
+def _summary_tables(report: DemoReport, width: int) -> list[Table]:
+    """One table on a wide console; on a narrow one, counts and latencies apart."""
+    layouts: list[tuple[str, tuple[str, ...], bool]]
+    if width >= _WIDE:
+        layouts = [("Per route, counted from the spans", (*_COUNTS, *_DETAILS), True)]
+    else:
+        layouts = [
+            ("Per route, counted from the spans", _COUNTS, True),
+            ("Per route, latency and reasons", _DETAILS, False),
+        ]
+    tables = []
+    for title, columns, with_fault in layouts:
+        table = Table(
+            title=title,
+            title_justify="left",
+            title_style="bold",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            show_edge=False,
+            collapse_padding=True,
         )
-
-    for stats in report.routes:
-        row(stats, fault_of(stats.route) if report.embedded else "")
-    table.add_section()
-    row(report.totals(), "", "bold")
-    return table
+        table.add_column("route", no_wrap=True)
+        for name in columns:
+            wraps = name == _DETAILS[-1]
+            table.add_column(name, justify="left" if wraps else "right", no_wrap=not wraps)
+        for stats in report.routes:
+            route = Text(stats.route)
+            if with_fault and report.embedded:
+                route.append(f"\n  {fault_of(stats.route)}", style="dim")
+            table.add_row(route, *_cells(stats, columns))
+        table.add_section()
+        table.add_row(Text("all routes"), *_cells(report.totals(), columns), style="bold")
+        tables.append(table)
+    return tables
 
 
 def render_checks(checks: list[Check]) -> RenderableType:
@@ -231,8 +250,9 @@ def render_report(console: Console, report: DemoReport) -> None:
     else:
         console.print("No request was retried, so there is no waterfall to draw.")
     console.print()
-    console.print(_summary_table(report))
-    console.print()
+    for table in _summary_tables(report, console.width):
+        console.print(table)
+        console.print()
     shown = len(report.log_samples)
     console.print(
         Text(

@@ -44,12 +44,15 @@ class Run:
         return [self.out, self.err, *self.log_lines]
 
 
-def _run_demo(argv: list[str], log_path: Path) -> Run:
+def _run_demo(argv: list[str], log_path: Path, columns: int | None = None) -> Run:
     options = parse_args([*argv, "--log-file", str(log_path)])
     assert isinstance(options, DemoOptions)
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("COLUMNS", raising=False)  # the table layout the parsers expect
+        if columns is None:
+            patch.delenv("COLUMNS", raising=False)  # the wide layout the parsers expect
+        else:
+            patch.setenv("COLUMNS", str(columns))
         code = _run.run_demo(options, stdout=out, stderr=err, secret=SECRET)
     lines = log_path.read_text(encoding="utf-8").splitlines()
     return Run(code, out.getvalue(), err.getvalue(), lines)
@@ -169,6 +172,15 @@ def test_summary_table_total_is_the_sum_of_the_routes(text_run: Run) -> None:
     total = next([int(v) for v in m.groups()[1:]] for m in rows if m["route"] == "all routes")
     assert total == [sum(column) for column in zip(*routes, strict=True)]
     assert total[0] == 40
+
+
+def test_narrow_plain_output_fits_80_columns(tmp_path: Path) -> None:
+    """Without a terminal and with COLUMNS=80, every line but the JSON log lines fits."""
+    run = _run_demo(["demo", "--requests", "20", "--seed", "3"], tmp_path / "n.log", columns=80)
+    lines = [line for line in run.out.splitlines() if not line.startswith("{")]
+    assert run.code == 0, run.err
+    assert max(len(line) for line in lines) <= 80
+    assert "Per route, latency and reasons" in run.out
 
 
 def test_output_shows_json_log_lines_with_the_key_redacted(text_run: Run) -> None:

@@ -86,7 +86,8 @@ def _bar_line(
 ) -> Text:
     end = min(max(end, start + 1), width)
     start = min(start, width - 1)
-    line = Text(label[: _LABEL_WIDTH - 1].ljust(_LABEL_WIDTH))
+    # Never wrapped: a wrapped row would break the time axis; a long suffix is cut instead.
+    line = Text(label[: _LABEL_WIDTH - 1].ljust(_LABEL_WIDTH), no_wrap=True, overflow="ellipsis")
     line.append(" " * start)
     line.append(char * (end - start), style=style)
     line.append(" " * (width - end))

@@ -197,9 +197,9 @@ def build_checks(report: DemoReport) -> list[Check]:
     checks.append(
         Check(
             leaks == 0,
-            f"the {AUTH_HEADER} value appeared {leaks} times in {report.log_lines} log lines, "
-            f"{report.spans_seen} spans, the metrics, {sum(wl.failed.values())} exceptions "
-            "and this output",
+            f"{AUTH_HEADER} value found {leaks} times in {report.log_lines} log lines, "
+            f"{report.spans_seen} spans, the metrics, {sum(wl.failed.values())} exceptions, "
+            "this output",
         )
     )
     if report.embedded:

@@ -53,13 +53,14 @@ def _header(report: DemoReport) -> Text:
         amount = f"{report.duration_limit:g} s of requests"
     else:
         amount = "requests until interrupted"
-    where = "embedded misbehaving upstream" if report.embedded else "target"
     text = Text()
     text.append("observable-session demo", style="bold")
     text.append(f": {amount}, concurrency {report.concurrency}, seed {report.seed}")
-    text.append(f"\nAgainst the {where} {report.target}")
-    if report.other_origin:
-        text.append(f" (other origin {report.other_origin})")
+    if report.embedded:
+        text.append(f"\nUpstream: {report.target} (embedded, misbehaving on purpose)")
+        text.append(f"\nOther origin: {report.other_origin} (where /artifacts redirects)")
+    else:
+        text.append(f"\nUpstream: {report.target} (--target)")
     elapsed = report.workload.elapsed_s
     text.append(f"\nRan {report.workload.total_issued} requests in {elapsed:.1f} s")
     if report.interrupted:
@@ -157,9 +158,11 @@ def render_waterfall(view: WaterfallView, width: int) -> RenderableType:
                 )
             )
     scale = Text(
-        f"{' ' * _LABEL_WIDTH}1 column = {_fmt_ms(total / bar_width)}   {_BAR} a span "
-        f"(red: failed)   {_GAP} waiting for the next attempt",
+        f"1 column = {_fmt_ms(total / bar_width)}; {_BAR} a span (red: failed), "
+        f"{_GAP} waiting for the next attempt",
         style="dim",
+        no_wrap=True,
+        overflow="ellipsis",
     )
     rows.append(scale)
     return Group(*rows)

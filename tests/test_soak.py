@@ -8,8 +8,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import structlog
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind, set_span_in_context
+
+from observable_session.telemetry import _semconv as sc
 
 SOAK = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
+sys.path.insert(0, str(SOAK.parent))
+
+from soak import AuditExporter, LogAudit  # noqa: E402
+
 PHASES = ("clean", "faults")
 CHECKS = (
     "ended exactly once",
@@ -92,3 +102,39 @@ def test_quick_soak_reports_throughput_latency_and_ratio(
     assert re.search(
         r"faults vs clean: throughput x[\d.]+ .* p50 x[\d.]+ .* p99 x[\d.]+", soak.stdout
     )
+
+
+def _audited() -> tuple[TracerProvider, AuditExporter]:
+    exporter = AuditExporter("s3cr3t", refused_port=1)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def test_audit_finds_a_secret_in_a_span_event() -> None:
+    """The span audit counts a span whose event carries the secret (the check can fail)."""
+    provider, exporter = _audited()
+    span = provider.get_tracer("t").start_span("GET", kind=SpanKind.INTERNAL)
+    span.add_event("exception", {"exception.message": "Bearer s3cr3t"})
+    span.set_attribute(sc.ATTEMPTS, 0)
+    span.end()
+    assert exporter.secret_hits == 1
+
+
+def test_audit_finds_a_logical_span_whose_attempt_count_is_wrong() -> None:
+    """A logical span claiming two attempts with one attempt span is a mismatch."""
+    provider, exporter = _audited()
+    tracer = provider.get_tracer("t")
+    logical = tracer.start_span("GET", kind=SpanKind.INTERNAL)
+    tracer.start_span("GET", set_span_in_context(logical), kind=SpanKind.CLIENT).end()
+    logical.set_attribute(sc.ATTEMPTS, 2)
+    logical.end()
+    assert (exporter.attempt_spans, exporter.logical_spans, exporter.child_mismatches) == (1, 1, 1)
+
+
+def test_log_audit_counts_drops_and_finds_a_secret() -> None:
+    """The log audit counts each event, drops it, and counts one carrying the secret."""
+    audit = LogAudit("s3cr3t")
+    with pytest.raises(structlog.DropEvent):
+        audit(None, "warning", {"event": "x", "header": "Bearer s3cr3t"})
+    assert (audit.events["x"], audit.secret_hits) == (1, 1)

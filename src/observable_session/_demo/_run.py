@@ -72,16 +72,16 @@ def missing_extras(options: DemoOptions) -> list[str]:
     return missing
 
 
-def _check_reachable(url: str, timeout: float = 3.0) -> None:
+def _unreachable(url: str, timeout: float = 3.0) -> str | None:
+    """Why a TCP connection to ``url``'s host and port fails, or ``None`` if it works."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         with socket.create_connection((host, port), timeout=timeout):
-            pass
+            return None
     except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        raise DemoError(f"--target {url} is unreachable ({reason})") from None
+        return exc.strerror or str(exc) or type(exc).__name__
 
 
 @contextmanager
@@ -169,8 +169,8 @@ def _preflight(options: DemoOptions) -> None:
             f"the demo needs the [demo] extra (missing: {', '.join(missing)}); "
             "install it with: pip install 'observable-session[demo]'"
         )
-    if options.target is not None:
-        _check_reachable(options.target)
+    if options.target is not None and (reason := _unreachable(options.target)) is not None:
+        raise DemoError(f"--target {options.target} is unreachable ({reason})")
 
 
 def _start_telemetry(options: DemoOptions, key: str) -> DemoTelemetry:
@@ -225,6 +225,9 @@ def run_demo(
 ) -> int:
     """Run the demo; return the exit status. ``secret`` overrides the random demo API key."""
     _preflight(options)
+    if options.otlp is not None and (reason := _unreachable(options.otlp)) is not None:
+        # Not fatal: a collector may come up later, and the exporters retry.
+        print(f"{PROG} demo: warning: --otlp {options.otlp} is unreachable ({reason})", file=stderr)
     from rich.console import Console
 
     from ._collect import metric_totals

@@ -62,7 +62,9 @@ class OtelLogHandler(logging.Handler):
         self._provider = logger_provider
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Format and emit one record."""
+        """Format and emit one record (the SDK's own records stay local: no feedback loop)."""
+        if record.name.startswith("opentelemetry"):
+            return
         try:
             from opentelemetry._logs import SeverityNumber
 

@@ -182,9 +182,9 @@ def build_checks(report: DemoReport) -> list[Check]:
             "retries counted",
         ),
         Check(
-            wl.total_issued == total.requests and sum(wl.failed.values()) == total.errors,
+            wl.total_issued == total.requests and wl.failures_by_type == total.errors_by_type,
             f"the workload made {wl.total_issued} calls and caught {sum(wl.failed.values())} "
-            f"errors; the spans show {total.requests} and {total.errors}",
+            f"errors; the spans show {total.requests} and {total.errors}, of the same types",
         ),
     ]
     leaks = (

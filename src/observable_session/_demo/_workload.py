@@ -264,7 +264,10 @@ class Workload:
     def _failed(self, route: Route, err: RequestsApiError) -> None:
         texts = [str(err), repr(err), *traceback.format_exception(err)]
         hits = sum(text.count(self._secret) for text in texts)
-        error_type = err.error_type or type(err).__name__
+        # The telemetry's error.type: the status code for HTTP errors, else the exception name.
+        error_type = err.error_type or (
+            str(err.status_code) if err.status_code is not None else type(err).__name__
+        )
         with self._result_lock:
             self._result.failed[route.name] += 1
             self._result.failures_by_type[error_type.rsplit(".", 1)[-1]] += 1

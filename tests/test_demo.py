@@ -239,6 +239,7 @@ def test_json_totals_match_routes_metrics_and_workload(document: dict[str, Any])
     assert document["metrics"]["retries"] == totals["retries"]
     assert document["workload"]["issued"] == 30
     assert document["workload"]["failed"] == totals["errors"]
+    assert document["workload"]["failures_by_type"] == totals["errors_by_type"]
 
 
 def test_json_waterfall_is_consistent(document: dict[str, Any]) -> None:

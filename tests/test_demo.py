@@ -322,6 +322,20 @@ def test_unwritable_log_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert len(lines) == 1 and "--log-file" in lines[0]
 
 
+def test_busy_prometheus_port_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --prometheus-port already in use is a clear one-line error."""
+    monkeypatch.setattr(_run, "PROMETHEUS_ADDR", "127.0.0.1")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["demo", "--requests", "1", "--prometheus-port", str(port)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f"--prometheus-port {port}" in lines[0]
+
+
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     """Without a command, the help text goes to stderr and the exit status is 2."""
     assert main([]) == 2

@@ -26,8 +26,10 @@ from ._cli import PROG, DemoOptions
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ._collect import SpanRecorder
     from ._report import DemoReport, LogTap
     from ._telemetry import DemoTelemetry
+    from ._workload import Workload
 
 __all__ = ["DemoError", "missing_extras", "run_demo"]
 
@@ -122,7 +124,7 @@ def _stop_on_sigterm(stop: Callable[[], None]) -> Iterator[None]:
 
 
 def _drive(
-    workload: Any, recorder: Any, options: DemoOptions, console: Console, err: TextIO
+    workload: Workload, recorder: SpanRecorder, options: DemoOptions, console: Console, err: TextIO
 ) -> bool:
     """Wait for the workload, showing progress; return whether it was interrupted."""
     from rich.progress import (

@@ -101,7 +101,6 @@ class DemoTelemetry:
     log_handler: OtelLogHandler | None = None
     prometheus_port: int | None = None
     _prometheus_server: Any = None
-    _closers: list[Any] = field(default_factory=list)
     _shutdown_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def shutdown(self) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
-from tests.conftest import Echo, Reply, Reset, Truncate, Upstream
 
 import observable_session
 from observable_session import (
@@ -26,6 +25,7 @@ from observable_session import (
     RequestsApiError,
     Session,
 )
+from tests.conftest import Echo, Reply, Reset, Truncate, Upstream
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -256,6 +256,7 @@ def test_exhausted_error_carries_history(upstream: Upstream) -> None:
     assert [h.status_code for h in err.history] == [503, 503, 503]
     assert [h.backoff_s for h in err.history] == [0.5, 1.0, 0.0]
     assert "busy" in str(err)
+    assert err.error_type == "503"
 
 
 def test_http_error_is_a_requests_http_error(upstream: Upstream) -> None:

@@ -725,9 +725,11 @@ def _http_error(response: Response) -> ApiHTTPError:
     detail = _detail(response)
     if detail:
         message += f": {detail}"
-    return ApiHTTPError(
+    error = ApiHTTPError(
         DEFAULT_REDACTOR.mask(message), response=response, attempts=attempts, history=history
     )
+    error.error_type = str(response.status_code)
+    return error
 
 
 def _detail(response: Response) -> str:

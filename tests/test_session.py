@@ -542,3 +542,11 @@ def test_secret_never_in_session_headers() -> None:
     """Auth values live in auth_headers, added per request, not in session.headers."""
     s = Session(base_url="https://api.example.com", auth_headers={"X-API-Key": KEY})
     assert "X-API-Key" not in s.headers
+
+
+def test_non_latin1_auth_value_is_sent_as_utf8(upstream: Upstream) -> None:
+    """A credential outside latin-1 goes out as UTF-8 bytes instead of failing in http.client."""
+    with make(upstream, auth_headers={"X-API-Key": "clé-ключ-🔑"}) as s:
+        assert s.get("/x").status_code == 200
+    sent = upstream.seen[0].headers["X-API-Key"]
+    assert sent.encode("latin-1").decode("utf-8") == "clé-ключ-🔑"

@@ -412,7 +412,7 @@ class Session(requests.Session):
             explicit = {k.lower() for k in (request.headers or {})}
             for name, value in self._auth_headers.pairs():
                 if name.lower() not in explicit:
-                    prepared.headers[name] = value
+                    prepared.headers[name] = _header_value(value)  # type: ignore[assignment]
         return prepared
 
     def _auth_allowed(self, url: str) -> bool:
@@ -666,6 +666,15 @@ class Session(requests.Session):
 
 
 # -- small pure helpers ----------------------------------------------------------------
+
+
+def _header_value(value: str) -> str | bytes:
+    """A header value http.client can send: latin-1 text as is, anything else as UTF-8."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+    return value
 
 
 def _check_deadline(deadline: object) -> None:

@@ -33,7 +33,7 @@ import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,13 +164,19 @@ class LogAudit:
     """A structlog processor that counts events, looks for the secret, and drops them."""
 
     def __init__(self, secret: str) -> None:
-        self._secret = secret
+        self.secret = secret
         self._lock = threading.Lock()
         self.events: Counter[str] = Counter()
         self.secret_hits = 0
 
-    def __call__(self, logger: object, method: str, event_dict: dict[str, Any]) -> Any:
-        secret = self._secret in repr(event_dict)
+    def reset(self) -> None:
+        """Start counting afresh (one phase)."""
+        with self._lock:
+            self.events.clear()
+            self.secret_hits = 0
+
+    def __call__(self, logger: object, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        secret = self.secret in repr(event_dict)
         with self._lock:
             self.events[str(event_dict.get("event"))] += 1
             self.secret_hits += secret
@@ -473,10 +479,10 @@ def run_phase(
     logs: LogAudit,
 ) -> PhaseResult:
     """Run the workload once under ``schedule`` with a fresh session and SDK, then check it."""
-    secret = logs._secret
+    secret = logs.secret
     server.set_schedule(schedule)
     server.reset_stats()
-    logs.events.clear()
+    logs.reset()
     sleeps = SleepRecorder(cfg.real_sleep)
     before = Snapshot.take(None)
     otel = Telemetry(secret, refused.port)

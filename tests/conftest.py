@@ -41,13 +41,20 @@ class Truncate:
 
 
 @dataclass
+class Stall:
+    """Send the headers, then nothing, for ``seconds``."""
+
+    seconds: float = 1.0
+
+
+@dataclass
 class Echo:
     """Answer ``status`` with a JSON error message that repeats the request's headers."""
 
     status: int = 401
 
 
-Action = Reply | Reset | Truncate | Echo
+Action = Reply | Reset | Truncate | Stall | Echo
 
 
 @dataclass
@@ -115,6 +122,14 @@ class Upstream:
                     self.end_headers()
                     self.wfile.write(b"partial")
                     self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if isinstance(action, Stall):
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    self.wfile.flush()
+                    time.sleep(action.seconds)
                     self.close_connection = True
                     return
                 if isinstance(action, Echo):

@@ -550,3 +550,14 @@ def test_non_latin1_auth_value_is_sent_as_utf8(upstream: Upstream) -> None:
         assert s.get("/x").status_code == 200
     sent = upstream.seen[0].headers["X-API-Key"]
     assert sent.encode("latin-1").decode("utf-8") == "clé-ключ-🔑"
+
+
+def test_stall_after_headers_is_a_read_timeout(upstream: Upstream) -> None:
+    """A body that never comes is ApiReadTimeout (requests calls it ConnectionError)."""
+    from tests.conftest import Stall
+
+    upstream.script("/s", Stall(0.6))
+    with make(upstream) as s, pytest.raises(ApiReadTimeout) as info:
+        s.get("/s", timeout=0.1)
+    assert info.value.error_type == "requests.exceptions.ReadTimeout"
+    assert info.value.attempts == 3

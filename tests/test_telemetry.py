@@ -331,3 +331,17 @@ def test_secret_query_is_redacted_in_url_full(upstream: Upstream, otel: Otel) ->
         s.get(url)
     full = attempts_of(otel)[0].attributes[sc.URL_FULL]
     assert "abcdef" not in full and "pw-secret" not in full and "page=2" in full
+
+
+def test_late_sleep_past_deadline_counts_no_retry(upstream: Upstream, otel: Otel) -> None:
+    """A backoff that wakes after the deadline: no retry counted, no retry event, one attempt."""
+    import time
+
+    upstream.script("/f", Reply(504))
+    with make(upstream, otel, backoff_factor=0.29, sleep=lambda s: time.sleep(s + 0.05)) as s:
+        with pytest.raises(DeadlineExceeded) as info:
+            s.get("/f", deadline=0.3)
+    assert info.value.attempts == 1 and info.value.status_code == 504
+    assert total_count(otel, sc.METRIC_RETRIES) == 0
+    assert total_count(otel, sc.METRIC_CLIENT_REQUEST_DURATION) == 1
+    assert not [e for e in otel.spans("INTERNAL")[0].events if e.name == sc.RETRY_EVENT]

@@ -37,6 +37,7 @@ from requests.hooks import dispatch_hook
 from requests.sessions import merge_hooks, merge_setting
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_netrc_auth, resolve_proxies, rewind_body
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from . import _urls
@@ -579,10 +580,12 @@ class Session(requests.Session):
     ) -> Response:
         """Attempt, decide, sleep, attempt again: one adapter call per attempt."""
         replayable = _body_replayable(request)
+        timeout = _bounded_timeout(kwargs["timeout"], call)
+        if timeout is _EXPIRED:
+            raise _deadline_error(call, None, None)
         while True:
-            attempt_kwargs = dict(kwargs, timeout=_bounded_timeout(kwargs["timeout"], call))
             started = time.perf_counter()
-            response, error = self._attempt(adapter, request, call, attempt_kwargs)
+            response, error = self._attempt(adapter, request, call, dict(kwargs, timeout=timeout))
             duration = time.perf_counter() - started
             decision = self._policy.decide(
                 call.retry, call.method, response=response, error=error, replayable=replayable
@@ -611,7 +614,13 @@ class Session(requests.Session):
                 _release(response)
             if decision.backoff > 0:
                 self._sleep(decision.backoff)
-                call.recorder.backoff_slept(decision.backoff)
+            # A sleep that woke late may have used up the deadline: then the retry is not
+            # made, and not counted, so retries == attempts - logical requests holds.
+            timeout = _bounded_timeout(kwargs["timeout"], call)
+            if timeout is _EXPIRED:
+                call.recorder.retries_exhausted(call.attempts, decision.reason, True)
+                raise _deadline_error(call, response, error)
+            call.recorder.retry_proceeds()
             if request.body is not None and not isinstance(request.body, (bytes, str)):
                 rewind_body(request)
 
@@ -637,7 +646,7 @@ class Session(requests.Session):
             if not kwargs.get("stream"):
                 response.content  # noqa: B018 - a truncated body is this attempt's failure
         except requests.RequestException as exc:
-            error = exc
+            error = _as_read_timeout(exc)
             if response is not None:
                 response.close()
                 response = None
@@ -684,13 +693,16 @@ def _check_deadline(deadline: object) -> None:
         raise InvalidConfigError("deadline must be a number of seconds > 0, or None")
 
 
+_EXPIRED: Any = object()
+
+
 def _bounded_timeout(timeout: Any, call: _Call) -> Any:
-    """The attempt's timeout, shortened so that no wait outlives the call's deadline."""
+    """The attempt's timeout, cut so no wait outlives the deadline; ``_EXPIRED`` if it has."""
     if call.deadline_at is None:
         return timeout
     remaining = call.deadline_at - time.monotonic()
     if remaining <= 0:
-        raise _deadline_error(call, None, None)
+        return _EXPIRED
     if isinstance(timeout, tuple):
         return tuple(remaining if t is None else min(t, remaining) for t in timeout)
     if isinstance(timeout, (int, float)):
@@ -704,6 +716,17 @@ def _body_replayable(request: PreparedRequest) -> bool:
     if body is None or isinstance(body, (bytes, str)):
         return True
     return hasattr(body, "read") and isinstance(getattr(request, "_body_position", None), int)
+
+
+def _as_read_timeout(exc: requests.RequestException) -> requests.RequestException:
+    """A timeout while reading the body is a read timeout (requests calls it ConnectionError)."""
+    cause = exc.args[0] if exc.args else None
+    if isinstance(exc, requests.ConnectionError) and isinstance(cause, ReadTimeoutError):
+        converted = requests.ReadTimeout(*exc.args, request=exc.request, response=exc.response)
+        converted.__cause__ = exc.__cause__
+        converted.__traceback__ = exc.__traceback__
+        return converted
+    return exc
 
 
 def _release(response: Response) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -74,7 +75,6 @@ _G_LOGICAL_END = _Guard("logical span end")
 _G_ATTEMPT_START = _Guard("attempt span start")
 _G_ATTEMPT_END = _Guard("attempt span end")
 _G_RETRY = _Guard("retry telemetry")
-_G_BACKOFF = _Guard("backoff metric")
 
 
 class Target(NamedTuple):
@@ -151,6 +151,7 @@ class CallRecorder:
         "_base",
         "_ctx",
         "_inst",
+        "_pending",
         "_span",
         "_template",
         "_token",
@@ -169,6 +170,7 @@ class CallRecorder:
         self._base: dict[str, Any] = {}
         self.host = ""
         self.exhausted = False
+        self._pending: tuple[str, float, bool, int, int] | None = None
 
     # -- the logical request --------------------------------------------------------------
 
@@ -309,23 +311,8 @@ class CallRecorder:
     def retry_scheduled(
         self, reason: str, backoff: float, retry_after: bool, next_resend_count: int
     ) -> None:
-        """A span event, a retry count and a log event for a scheduled retry."""
-        inst = self._inst
-        if inst is not None:
-            with _G_RETRY:
-                if self._span is not None:
-                    self._span.add_event(
-                        sc.RETRY_EVENT,
-                        {
-                            sc.HTTP_REQUEST_RESEND_COUNT: next_resend_count,
-                            sc.RETRY_REASON: reason,
-                            sc.RETRY_BACKOFF: backoff,
-                            sc.RETRY_AFTER: retry_after,
-                        },
-                    )
-                attrs = self._retry_attrs()
-                attrs[sc.RETRY_REASON] = reason
-                inst.retries.add(1, attrs)
+        """Log a scheduled retry; its span event and counts wait for :meth:`retry_proceeds`."""
+        self._pending = (reason, backoff, retry_after, next_resend_count, time.time_ns())
         _log.info(
             sc.EVENT_RETRY_SCHEDULED,
             method=self.method,
@@ -337,11 +324,29 @@ class CallRecorder:
             **_ids(self._span),
         )
 
-    def backoff_slept(self, seconds: float) -> None:
-        """Record a backoff sleep actually taken."""
-        if self._inst is not None:
-            with _G_BACKOFF:
-                self._inst.backoff.record(seconds, self._retry_attrs())
+    def retry_proceeds(self) -> None:
+        """The backoff is over and the retry will be made: span event, retry count, sleep."""
+        pending, self._pending = self._pending, None
+        inst = self._inst
+        if inst is None or pending is None:
+            return
+        reason, backoff, retry_after, next_resend_count, scheduled_at = pending
+        with _G_RETRY:
+            if self._span is not None:
+                self._span.add_event(
+                    sc.RETRY_EVENT,
+                    {
+                        sc.HTTP_REQUEST_RESEND_COUNT: next_resend_count,
+                        sc.RETRY_REASON: reason,
+                        sc.RETRY_BACKOFF: backoff,
+                        sc.RETRY_AFTER: retry_after,
+                    },
+                    timestamp=scheduled_at,
+                )
+            attrs = self._retry_attrs()
+            inst.retries.add(1, {**attrs, sc.RETRY_REASON: reason})
+            if backoff > 0:
+                inst.backoff.record(backoff, attrs)
 
     def retries_exhausted(self, attempts: int, reason: str, deadline_expired: bool) -> None:
         """Log that the retry budget (or the deadline) ended the call."""

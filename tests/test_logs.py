@@ -39,10 +39,11 @@ def restore_logging() -> Iterator[None]:
     """Put the root logger and structlog back as they were."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    saved = structlog.get_config()
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    structlog.reset_defaults()
+    structlog.configure(**saved)
 
 
 @pytest.fixture

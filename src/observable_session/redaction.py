@@ -182,10 +182,22 @@ def _credential_parts(value: str) -> set[str]:
     return parts
 
 
+def _wire_spellings(part: str) -> set[str]:
+    """``part`` and, if it is not ASCII, its UTF-8 bytes read back as latin-1.
+
+    A header value outside latin-1 goes out as UTF-8; a server decoding header bytes as
+    latin-1 (``http.server`` does) echoes it in that spelling.
+    """
+    if part.isascii():
+        return {part}
+    return {part, part.encode("utf-8", "surrogatepass").decode("latin-1")}
+
+
 def derived_forms(value: str) -> frozenset[str]:
     """Every spelling of ``value`` that the redactor masks (forms of 4+ characters only)."""
     forms: set[str] = set()
-    for part in _credential_parts(value):
+    parts = {wire for part in _credential_parts(value) for wire in _wire_spellings(part)}
+    for part in parts:
         if len(part) < MIN_FORM_LENGTH:
             continue
         for escaped in _escaped_forms(part):

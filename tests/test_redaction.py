@@ -554,3 +554,11 @@ def test_span_exporter_masks_status_name_and_links(redactor: Redactor) -> None:
     assert first.name == f"GET /{REDACTED}"
     assert second.status.description == f"failed with {REDACTED}"
     assert dict(second.links[0].attributes or {}) == {"why": REDACTED}
+
+
+def test_credential_with_trailing_blank_is_registered_as_is() -> None:
+    """``Bearer ::: `` registers ``::: `` with its blank, so its URL spelling is masked."""
+    r = Redactor()
+    owner = Owner()
+    r.set_secrets(owner, ["Bearer ::: "])
+    assert r.mask("/ok?q=%3A%3A%3A+&page=2") == f"/ok?q={REDACTED}&page=2"

@@ -91,6 +91,9 @@ SENSITIVE_QUERY_KEYS: Final = (
 SENSITIVE_FRAGMENTS: Final = ("token", "secret", "password", "passwd", "signature")
 
 _OWN_PREFIX: Final = "observable_session."
+_SCALARS: Final = frozenset({int, float, bool})
+# Possessive quantifiers (Python 3.11+) spare the detector pointless backtracking.
+_POSSESSIVE: Final = "+" if sys.version_info >= (3, 11) else ""
 _NAME_CACHE_MAX: Final = 4096
 
 # Characters ranked from most to least common in log lines, URLs and JSON; anything not
@@ -161,11 +164,13 @@ def _escaped_forms(value: str) -> set[str]:
 def _credential_parts(value: str) -> set[str]:
     """``value``, the credential after its auth scheme, and Basic's decoded parts."""
     parts = {value, value.strip()}
-    match = _SCHEME_VALUE.fullmatch(value.strip())
+    match = _SCHEME_VALUE.fullmatch(value.lstrip())
     if match is None:
         return parts
-    scheme, credential = match.group(1), match.group(2).strip()
-    parts.add(credential)
+    scheme, credential = match.group(1), match.group(2)
+    # Trailing blanks are part of what a caller may send (in a query, say) as well.
+    parts.update((credential, credential.strip()))
+    credential = credential.strip()
     if scheme.lower() == "basic":
         try:
             raw = base64.b64decode(credential, validate=True)
@@ -312,7 +317,9 @@ def _key_detector(names: Iterable[str]) -> str:
         rests = sorted(by_first[first], key=lambda r: (-len(r), r))
         cls = re.escape(first) + re.escape(first.upper())
         branches.append(f"[{cls}](?:" + "|".join(re.escape(r) for r in rests) + ")")
-    return r"[^=&#\s]*?(?:" + "|".join(branches) + ")"
+    firsts = "".join(re.escape(ch) for f in sorted(by_first) for ch in (f, f.upper()))
+    # The lookahead tries the branches only where a core can start.
+    return rf"[^=&# \t\r\n]*?(?=[{firsts}])(?:" + "|".join(branches) + ")"
 
 
 class _Matchers:
@@ -351,7 +358,7 @@ def _build_matchers(
     Every form must contain one of ``detect_forms`` (see :func:`_minimal_forms`).
     """
     scheme = _scheme_detector()
-    detect_alts = [" " + scheme, r"\t" + scheme, r"://[^\s/?#]*@"]
+    detect_alts = [" " + scheme, r"\t" + scheme, rf"://[^ \t\r\n/?#@]*{_POSSESSIVE}@"]
     key = _key_detector(names)
     detect_alts += [re.escape(sep) + key for sep in "?&;#"]
     detect_alts += _detect_alternatives(sorted(detect_forms))
@@ -508,10 +515,13 @@ class Redactor:
         """``text`` with every secret form, scheme credential and URL secret as REDACTED."""
         if self._pending:
             self._try_drain()
-        matchers = self._matchers
-        if matchers.detect.search(text) is None:
+        if self._matchers.detect.search(text) is None:
             return text
-        values = matchers.values
+        return self._mask_found(text)
+
+    def _mask_found(self, text: str) -> str:
+        """The slow path, once detection found something that may need masking."""
+        values = self._matchers.values
         if values is not None:
             text = values.sub(REDACTED, text)
         return _STRUCTURE.sub(self._replace_structure, text)
@@ -594,15 +604,42 @@ class Redactor:
 
     def scrub_mapping(self, mapping: Mapping[Any, Any]) -> dict[Any, Any]:
         """A plain ``dict`` copy of ``mapping``: sensitive keys REDACTED, values scrubbed."""
+        if self._pending:
+            self._try_drain()
+        names = self._name_cache
         out: dict[Any, Any] = {}
+        texts = []
         for key, value in mapping.items():
-            if isinstance(key, str) and self.is_sensitive_name(key):
-                out[key] = REDACTED
-            elif type(value) is str:
-                out[key] = self.mask(value)
+            if type(key) is str:
+                sensitive = names.get(key)
+                if sensitive is None:
+                    sensitive = self.is_sensitive_name(key)
+                if sensitive:
+                    out[key] = REDACTED
+                    continue
+            if type(value) is str:
+                out[key] = value
+                texts.append(value)
+            elif value is None or type(value) in _SCALARS:
+                out[key] = value
             else:
                 out[key] = self.scrub(value)
+        if texts:
+            self._mask_values_in(out, texts)
         return out
+
+    def _mask_values_in(self, target: dict[Any, Any], texts: list[str]) -> None:
+        """Mask ``target``'s string values in place if any of ``texts`` needs it.
+
+        One detection search over all the strings joined costs far less than one per
+        string; only when it finds something is each string looked at on its own.
+        """
+        search = self._matchers.detect.search
+        if search("\n".join(texts)) is None:
+            return
+        for key, value in target.items():
+            if type(value) is str and search(value) is not None:
+                target[key] = self._mask_found(value)
 
     def sanitize_exception(self, exc: BaseException) -> BaseException:
         """A masked copy of ``exc`` and its whole chain; ``exc`` itself is never changed.
@@ -677,18 +714,30 @@ _STRUCTLOG_META: Final = frozenset({"_record", "_from_structlog", "_logger", "_n
 
 
 def _redact_event_dict(redactor: Redactor, event_dict: dict[str, Any]) -> dict[str, Any]:
-    sensitive = redactor.is_sensitive_name
+    # The hot path of every log line: the common cases are inlined (a cached name lookup,
+    # one detection search for all the strings) and everything else goes through the
+    # redactor.
+    if redactor._pending:
+        redactor._try_drain()
+    names = redactor._name_cache
+    exc_info = event_dict.get("exc_info")
+    texts = []
     for key, value in event_dict.items():
-        if key in _STRUCTLOG_META:
-            continue
-        if key == "exc_info":
-            event_dict[key] = redactor.sanitize_exc_info(value)
-        elif sensitive(key):
+        sensitive = names.get(key)
+        if sensitive is None:
+            sensitive = redactor.is_sensitive_name(key)
+        if sensitive:
             event_dict[key] = REDACTED
         elif type(value) is str:
-            event_dict[key] = redactor.mask(value)
-        elif value is not None and type(value) not in (int, float, bool):
+            texts.append(value)
+        elif type(value) is dict:
+            event_dict[key] = redactor.scrub_mapping(value)
+        elif value is not None and type(value) not in _SCALARS and key not in _STRUCTLOG_META:
             event_dict[key] = redactor.scrub(value)
+    if texts:
+        redactor._mask_values_in(event_dict, texts)
+    if exc_info:
+        event_dict["exc_info"] = redactor.sanitize_exc_info(exc_info)
     return event_dict
 
 

@@ -20,6 +20,8 @@ from .errors import (
     InvalidURLError,
     RequestsApiError,
 )
+from .logs import RedactingFilter, add_trace_context, configure_logging
+from .redaction import RedactingSpanExporter, Redactor, redact_event
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -32,8 +34,14 @@ __all__ = [
     "DeadlineExceeded",
     "InvalidConfigError",
     "InvalidURLError",
+    "RedactingFilter",
+    "RedactingSpanExporter",
+    "Redactor",
     "RequestsApiError",
     "RetryPolicy",
     "Session",
     "__version__",
+    "add_trace_context",
+    "configure_logging",
+    "redact_event",
 ]

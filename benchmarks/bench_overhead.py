@@ -312,7 +312,11 @@ def run_worker(variant: str, url: str, threads: int, requests_: int, warmup: int
 
 
 def profile_worker(url: str, requests_: int, warmup: int, top: int) -> str:
-    """cProfile of the SDK variant, sequential: top self-time functions overall and ours."""
+    """cProfile of the SDK variant, sequential: where the time goes, in general and in ours.
+
+    cProfile inflates every Python call several times over; read shares and call counts
+    (per GET: divide by the number of GETs), not absolute times.
+    """
     session, done = make_session("sdk")
     _get_loop(session, url, warmup, None)
     profiler = cProfile.Profile()
@@ -325,11 +329,25 @@ def profile_worker(url: str, requests_: int, warmup: int, top: int) -> str:
     stats = pstats.Stats(profiler, stream=out).sort_stats("tottime")
     out.write(f"== top {top} functions by self time, {requests_} GETs, SDK variant ==\n")
     stats.print_stats(top)
-    out.write(f"== observable_session functions by self time (per GET: / {requests_}) ==\n")
+    out.write("== observable_session functions by self time ==\n")
     stats.print_stats("observable_session", top)
     out.write("== observable_session functions by cumulative time ==\n")
     stats.sort_stats("cumulative").print_stats("observable_session", top)
-    return out.getvalue()
+    out.write("== what the session's per-request steps call (cumulative) ==\n")
+    stats.print_callees(r"_record\.py.*\((start|end|start_attempt|end_attempt)\)")
+    stats.print_callees(r"_session\.py.*\((prepare_request|merge_environment_settings)\)")
+    return _short_paths(out.getvalue())
+
+
+def _short_paths(text: str) -> str:
+    """Profile text without the long site-packages and stdlib prefixes."""
+    import sysconfig
+
+    prefixes = {sysconfig.get_paths()[key] for key in ("purelib", "platlib", "stdlib")}
+    prefixes.add(os.path.dirname(_package_origin()))
+    for prefix in sorted(prefixes, key=len, reverse=True):
+        text = text.replace(prefix + os.sep, "")
+    return text
 
 
 # -- the driver: rounds, table, targets ----------------------------------------------------

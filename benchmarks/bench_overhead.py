@@ -141,7 +141,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def nginx(binary: str) -> Iterator[str]:
     """Run nginx in the foreground on a free loopback port; yield its URL; stop it."""
-    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-nginx-") as tmp,
+        open(Path(tmp, "stderr.log"), "wb") as stderr,
+    ):
         conf = Path(tmp, "nginx.conf")
         for _ in range(3):  # the free port may be taken between probe and bind: retry
             port = _free_port()
@@ -150,14 +153,14 @@ def nginx(binary: str) -> Iterator[str]:
                 [binary, "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(conf)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=stderr,
             )
             if _wait_listening(port, proc, timeout=10):
                 break
             _stop(proc)
         else:
-            log = Path(tmp, "error.log")
-            detail = log.read_text()[-2000:] if log.exists() else ""
+            logs = [Path(tmp, name) for name in ("stderr.log", "error.log")]
+            detail = "".join(log.read_text()[-2000:] for log in logs if log.exists())
             raise RuntimeError(f"nginx did not start: {detail}")
         try:
             yield f"http://127.0.0.1:{port}/"
@@ -275,10 +278,14 @@ def run_worker(variant: str, url: str, threads: int, requests_: int, warmup: int
     barrier = threading.Barrier(threads + 1)
 
     def body(index: int) -> None:
-        _get_loop(session, url, warm_each, None)
-        barrier.wait(timeout=60)  # start the timed part together
-        results[index] = _get_loop(session, url, per_thread, times[index])
-        barrier.wait(timeout=600)
+        try:
+            _get_loop(session, url, warm_each, None)
+            barrier.wait(timeout=60)  # start the timed part together
+            results[index] = _get_loop(session, url, per_thread, times[index])
+            barrier.wait(timeout=600)
+        except BaseException:
+            barrier.abort()  # the main thread's wait fails now, not at its timeout
+            raise
 
     if threads == 1:
         bad += _get_loop(session, url, warmup, None)

@@ -562,3 +562,11 @@ def test_credential_with_trailing_blank_is_registered_as_is() -> None:
     owner = Owner()
     r.set_secrets(owner, ["Bearer ::: "])
     assert r.mask("/ok?q=%3A%3A%3A+&page=2") == f"/ok?q={REDACTED}&page=2"
+
+
+def test_credential_with_leading_blank_is_registered_as_is() -> None:
+    """``Bearer  00A`` registers `` 00A`` with its blank, so its URL spelling is masked."""
+    r = Redactor()
+    owner = Owner()
+    r.set_secrets(owner, ["Bearer  00A"])
+    assert r.mask("/ok?q=+00A&page=2") == f"/ok?q={REDACTED}&page=2"

@@ -380,7 +380,7 @@ _CHARS = st.one_of(
     st.sampled_from(_TRICKY),
     st.characters(min_codepoint=0x21, max_codepoint=0x7E),
     st.characters(min_codepoint=0xA1, max_codepoint=0xFF),
-    st.characters(categories=["L", "N", "P", "S"]),
+    st.characters(categories=["L", "N", "P", "S", "Zs"]),
 )
 _SECRETS = st.text(_CHARS, min_size=4, max_size=100)
 _SUFFIXES = st.text(_CHARS, min_size=1, max_size=100)

@@ -6,7 +6,8 @@ It knows three things:
   with :meth:`Redactor.set_secrets` and forgotten on :meth:`Redactor.forget` or when the owner
   is garbage-collected. Each value is registered with its derived forms: the credential after
   an auth scheme (``Bearer xyz`` -> ``xyz``), for ``Basic`` the decoded ``user:pass`` and its
-  parts, and the URL-encoded, JSON-escaped and ``repr``-escaped spellings of each.
+  parts, and the URL-encoded, JSON-escaped and ``repr``-escaped spellings of each (for a
+  value outside latin-1, also its UTF-8 bytes read as latin-1, as a server echoes it).
 - **sensitive names**, matched case-insensitively (``-`` and ``_`` ignored): ``Authorization``,
   ``Proxy-Authorization``, ``Cookie``, ``Set-Cookie``, ``X-API-Key``, ``api-key``, the query
   keys the OpenTelemetry conventions redact (``AWSAccessKeyId``, ``Signature``, ``sig``,
@@ -21,10 +22,11 @@ left alone, so prose is not garbled).
 
 Masking is driven by precompiled matchers rebuilt only when secrets or names change: one
 detection pattern that starts only on the rarest character of each secret form, so text with
-nothing to mask is scanned at C speed whatever the number of secrets, and one replacement
-pattern (longest form first, so a secret that is a prefix of another never leaves the tail of
-the longer one) that runs only when something was found. Forms shorter than four characters
-are never registered: masking them would garble ordinary text.
+nothing to mask is scanned at C speed whatever the number of secrets (a structlog event gets
+one search for all its strings), and one replacement pattern (a trie, longest form first, so
+a secret that is a prefix of another never leaves the tail of the longer one) compiled and
+run only when something was found. Forms shorter than four characters are never registered:
+masking them would garble ordinary text.
 
 Limits: numbers are not masked (a secret made only of digits inside an ``int`` stays), dict
 keys are not masked, and anything that writes outside logging (for example
@@ -105,7 +107,9 @@ _COMMON_CHARS: Final = (
 )
 _RANK: Final = {ch: i for i, ch in enumerate(_COMMON_CHARS)}
 
-_SCHEME_VALUE: Final = re.compile(r"([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)[ \t]+(\S.*)", re.DOTALL)
+# "<scheme> <credential>": the credential is everything after the first blank, so blanks
+# that belong to it (a caller may send them elsewhere, in a query say) are kept.
+_SCHEME_VALUE: Final = re.compile(r"([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)[ \t](.*\S.*)", re.DOTALL)
 _TOKEN68: Final = r"[A-Za-z0-9\-._~+/]+=*"
 _SCHEME_WORDS: Final = ("Bearer", "Basic", "Token")
 _QUERY_VALUE: Final = r"[^&#\s'\"<>]*"
@@ -168,7 +172,6 @@ def _credential_parts(value: str) -> set[str]:
     if match is None:
         return parts
     scheme, credential = match.group(1), match.group(2)
-    # Trailing blanks are part of what a caller may send (in a query, say) as well.
     parts.update((credential, credential.strip()))
     credential = credential.strip()
     if scheme.lower() == "basic":

@@ -561,3 +561,25 @@ def test_stall_after_headers_is_a_read_timeout(upstream: Upstream) -> None:
         s.get("/s", timeout=0.1)
     assert info.value.error_type == "requests.exceptions.ReadTimeout"
     assert info.value.attempts == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"headers": {"X-Extra": "1", "Accept": None}},
+        {"params": {"a": "1"}},
+        {"params": [("a", "1"), ("a", "2")]},
+        {"headers": {}, "params": {}},
+    ],
+)
+def test_prepared_request_matches_requests(kwargs: dict[str, Any]) -> None:
+    """The fast merge path prepares exactly what requests.Session would."""
+    ours = Session(headers={"X-Session": "s", "User-Agent": "ua/1"})
+    ours.params = {"p": "1"}
+    theirs = requests.Session()
+    theirs.headers.update({"X-Session": "s", "User-Agent": "ua/1"})
+    theirs.params = {"p": "1"}
+    request = requests.Request("GET", "http://127.0.0.1/x", **kwargs)
+    a, b = ours.prepare_request(request), theirs.prepare_request(request)
+    assert (a.url, dict(a.headers)) == (b.url, dict(b.headers))

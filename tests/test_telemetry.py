@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -335,7 +336,6 @@ def test_secret_query_is_redacted_in_url_full(upstream: Upstream, otel: Otel) ->
 
 def test_late_sleep_past_deadline_counts_no_retry(upstream: Upstream, otel: Otel) -> None:
     """A backoff that wakes after the deadline: no retry counted, no retry event, one attempt."""
-    import time
 
     upstream.script("/f", Reply(504))
     with make(upstream, otel, backoff_factor=0.29, sleep=lambda s: time.sleep(s + 0.05)) as s:
@@ -345,3 +345,27 @@ def test_late_sleep_past_deadline_counts_no_retry(upstream: Upstream, otel: Otel
     assert total_count(otel, sc.METRIC_RETRIES) == 0
     assert total_count(otel, sc.METRIC_CLIENT_REQUEST_DURATION) == 1
     assert not [e for e in otel.spans("INTERNAL")[0].events if e.name == sc.RETRY_EVENT]
+
+
+def test_active_requests_count_an_attempt_in_flight(upstream: Upstream, otel: Otel) -> None:
+    """While an attempt waits on a slow server, http.client.active_requests reads 1."""
+    upstream.script("/slow", Reply(200, delay=0.5))
+    with make(upstream, otel) as s:
+        worker = threading.Thread(target=s.get, args=("/slow",))
+        worker.start()
+        deadline = time.monotonic() + 2
+        seen = 0
+        while seen == 0 and time.monotonic() < deadline:
+            seen = sum(p.value for p in otel.points(sc.METRIC_CLIENT_ACTIVE_REQUESTS))
+        worker.join()
+    assert seen == 1
+    assert sum(p.value for p in otel.points(sc.METRIC_CLIENT_ACTIVE_REQUESTS)) == 0
+
+
+def test_two_sessions_share_one_active_requests_series(upstream: Upstream, otel: Otel) -> None:
+    """Sessions on the same meter provider report into one in-flight table."""
+    with make(upstream, otel) as a, make(upstream, otel) as b:
+        a.get("/x")
+        b.get("/x")
+    points = otel.points(sc.METRIC_CLIENT_ACTIVE_REQUESTS)
+    assert len(points) == 1 and points[0].value == 0

@@ -609,9 +609,18 @@ class Redactor:
         """A plain ``dict`` copy of ``mapping``: sensitive keys REDACTED, values scrubbed."""
         if self._pending:
             self._try_drain()
+        texts: list[str] = []
+        out = self._copy_mapping(mapping, texts)
+        self._mask_strings_if_needed(texts, (out,))
+        return out
+
+    def _copy_mapping(self, mapping: Mapping[Any, Any], texts: list[str]) -> dict[Any, Any]:
+        """A copy with sensitive keys REDACTED and values scrubbed, strings excepted.
+
+        Strings are kept as they are and appended to ``texts``, for one search later.
+        """
         names = self._name_cache
         out: dict[Any, Any] = {}
-        texts = []
         for key, value in mapping.items():
             if type(key) is str:
                 sensitive = names.get(key)
@@ -627,22 +636,23 @@ class Redactor:
                 out[key] = value
             else:
                 out[key] = self.scrub(value)
-        if texts:
-            self._mask_values_in(out, texts)
         return out
 
-    def _mask_values_in(self, target: dict[Any, Any], texts: list[str]) -> None:
-        """Mask ``target``'s string values in place if any of ``texts`` needs it.
+    def _mask_strings_if_needed(self, texts: list[str], targets: Iterable[dict[Any, Any]]) -> None:
+        """Mask the string values of ``targets`` in place if any of ``texts`` needs it.
 
         One detection search over all the strings joined costs far less than one per
         string; only when it finds something is each string looked at on its own.
         """
+        if not texts:
+            return
         search = self._matchers.detect.search
         if search("\n".join(texts)) is None:
             return
-        for key, value in target.items():
-            if type(value) is str and search(value) is not None:
-                target[key] = self._mask_found(value)
+        for target in targets:
+            for key, value in target.items():
+                if type(value) is str and search(value) is not None:
+                    target[key] = self._mask_found(value)
 
     def sanitize_exception(self, exc: BaseException) -> BaseException:
         """A masked copy of ``exc`` and its whole chain; ``exc`` itself is never changed.
@@ -717,14 +727,15 @@ _STRUCTLOG_META: Final = frozenset({"_record", "_from_structlog", "_logger", "_n
 
 
 def _redact_event_dict(redactor: Redactor, event_dict: dict[str, Any]) -> dict[str, Any]:
-    # The hot path of every log line: the common cases are inlined (a cached name lookup,
-    # one detection search for all the strings) and everything else goes through the
-    # redactor.
+    # The hot path of every log line: the common cases are inlined (a cached name lookup;
+    # one detection search for all the strings of the event and of its nested dicts) and
+    # everything else goes through the redactor.
     if redactor._pending:
         redactor._try_drain()
     names = redactor._name_cache
     exc_info = event_dict.get("exc_info")
-    texts = []
+    texts: list[str] = []
+    targets = [event_dict]
     for key, value in event_dict.items():
         sensitive = names.get(key)
         if sensitive is None:
@@ -734,11 +745,12 @@ def _redact_event_dict(redactor: Redactor, event_dict: dict[str, Any]) -> dict[s
         elif type(value) is str:
             texts.append(value)
         elif type(value) is dict:
-            event_dict[key] = redactor.scrub_mapping(value)
+            copy = redactor._copy_mapping(value, texts)
+            event_dict[key] = copy
+            targets.append(copy)
         elif value is not None and type(value) not in _SCALARS and key not in _STRUCTLOG_META:
             event_dict[key] = redactor.scrub(value)
-    if texts:
-        redactor._mask_values_in(event_dict, texts)
+    redactor._mask_strings_if_needed(texts, targets)
     if exc_info:
         event_dict["exc_info"] = redactor.sanitize_exc_info(exc_info)
     return event_dict

@@ -11,12 +11,13 @@ Recording itself is in :mod:`._record`.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.metrics._internal import _ProxyMeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
@@ -64,6 +65,54 @@ def span_name(method: str, url_template: str | None) -> str:
     return f"{name} {url_template}" if url_template else name
 
 
+class InFlight:
+    """Attempts in flight per attribute set, exported as ``http.client.active_requests``.
+
+    A synchronous up-down counter costs a full SDK measurement on each of the two changes
+    an attempt makes; this table costs a dictionary update under a lock, and an
+    asynchronous up-down counter (the same non-monotonic sum on export) reads it when the
+    SDK collects. There is one table per meter, because the SDK keeps only the first
+    instrument registered under a name.
+    """
+
+    __slots__ = ("__weakref__", "_attributes", "_counts", "_lock")
+    _tables: weakref.WeakKeyDictionary[Meter, InFlight] = weakref.WeakKeyDictionary()
+    _tables_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[tuple[str, Any], ...], int] = {}
+        self._attributes: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+
+    @classmethod
+    def of(cls, meter: Meter) -> InFlight:
+        """The table of ``meter``, registering its asynchronous counter the first time."""
+        with cls._tables_lock:
+            table = cls._tables.get(meter)
+            if table is None:
+                table = cls._tables[meter] = cls()
+                meter.create_observable_up_down_counter(
+                    sc.METRIC_CLIENT_ACTIVE_REQUESTS,
+                    callbacks=[table.observe],
+                    unit="{request}",
+                    description="Number of attempts in flight.",
+                )
+        return table
+
+    def add(self, delta: int, attributes: dict[str, Any]) -> None:
+        """Count ``delta`` attempts in (or out of) flight for ``attributes``."""
+        key = tuple(attributes.items())
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + delta
+            if key not in self._attributes:
+                self._attributes[key] = dict(attributes)
+
+    def observe(self, options: CallbackOptions) -> list[Observation]:
+        """The current counts, zeros included, so a series returns to 0 rather than vanish."""
+        with self._lock:
+            return [Observation(n, self._attributes[k]) for k, n in self._counts.items()]
+
+
 class Instruments:
     """The tracer and the metric instruments of one pair of providers."""
 
@@ -85,11 +134,7 @@ class Instruments:
             description="Duration of HTTP client requests: one point per attempt.",
             explicit_bucket_boundaries_advisory=buckets,
         )
-        self.active_requests = meter.create_up_down_counter(
-            sc.METRIC_CLIENT_ACTIVE_REQUESTS,
-            unit="{request}",
-            description="Number of attempts in flight.",
-        )
+        self.active_requests = InFlight.of(meter)
         self.request_duration = meter.create_histogram(
             sc.METRIC_REQUEST_DURATION,
             unit="s",
@@ -170,6 +215,7 @@ _DEFAULT_PROVIDERS = (
 
 __all__ = [
     "KNOWN_METHODS",
+    "InFlight",
     "Instruments",
     "Telemetry",
     "is_suppressed",

@@ -202,13 +202,14 @@ class CallRecorder:
             with _G_LOGICAL_END:
                 span = self._span
                 if span is not None:
+                    final: dict[str, Any] = {sc.ATTEMPTS: attempts}
                     if status is not None:
-                        span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
+                        final[sc.HTTP_RESPONSE_STATUS_CODE] = status
                     if error_type is not None:
-                        span.set_attribute(sc.ERROR_TYPE, error_type)
-                    span.set_attribute(sc.ATTEMPTS, attempts)
+                        final[sc.ERROR_TYPE] = error_type
                     if self.exhausted:
-                        span.set_attribute(sc.RETRIES_EXHAUSTED, True)
+                        final[sc.RETRIES_EXHAUSTED] = True
+                    span.set_attributes(final)
                     _set_status(span, status, error_type)
                     span.end()
                 attrs = self._point_attrs(status, error_type)
@@ -274,16 +275,16 @@ class CallRecorder:
                 if attempt.active_attrs is not None:
                     inst.active_requests.add(-1, attempt.active_attrs)
                 version = _protocol_version(response)
-                attrs = self._point_attrs(status, error_type)
+                outcome: dict[str, Any] = {}
+                if status is not None:
+                    outcome[sc.HTTP_RESPONSE_STATUS_CODE] = status
+                if error_type is not None:
+                    outcome[sc.ERROR_TYPE] = error_type
                 if version:
-                    attrs[sc.NETWORK_PROTOCOL_VERSION] = version
+                    outcome[sc.NETWORK_PROTOCOL_VERSION] = version
+                attrs = {**self._base, **outcome}
                 if span is not None:
-                    if status is not None:
-                        span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
-                    if version:
-                        span.set_attribute(sc.NETWORK_PROTOCOL_VERSION, version)
-                    if error_type is not None:
-                        span.set_attribute(sc.ERROR_TYPE, error_type)
+                    span.set_attributes(outcome)
                     if masked_error is not None:
                         span.add_event(
                             "exception",

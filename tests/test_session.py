@@ -583,3 +583,13 @@ def test_prepared_request_matches_requests(kwargs: dict[str, Any]) -> None:
     request = requests.Request("GET", "http://127.0.0.1/x", **kwargs)
     a, b = ours.prepare_request(request), theirs.prepare_request(request)
     assert (a.url, dict(a.headers)) == (b.url, dict(b.headers))
+
+
+def test_cookies_follow_requests_rules(upstream: Upstream) -> None:
+    """A Set-Cookie from the server is stored and sent back on the next request."""
+    upstream.script("/login", Reply(200, headers={"Set-Cookie": "sid=abc123; Path=/"}))
+    with make(upstream) as s:
+        s.get("/login")
+        s.get("/next")
+    assert s.cookies.get("sid") == "abc123"
+    assert upstream.seen[1].headers["Cookie"] == "sid=abc123"

@@ -118,6 +118,7 @@ class RetryPolicy:
     retry_after_max: float = 120.0
     retry_post_on_status: bool = True
     status_forcelist: frozenset[int] = field(default=STATUS_FORCELIST)
+    _initial: Retry = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("total", "connect"):
@@ -131,9 +132,13 @@ class RetryPolicy:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise InvalidConfigError(f"{name} must be a number >= 0")
+        object.__setattr__(self, "_initial", self._counters())
 
     def start(self) -> Retry:
-        """Fresh counters for one logical request."""
+        """Fresh counters for one logical request (immutable, so one object serves all)."""
+        return self._initial
+
+    def _counters(self) -> Retry:
         return Retry(
             total=self.total,
             connect=self.connect,

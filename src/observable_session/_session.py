@@ -551,7 +551,9 @@ class Session(requests.Session):
         if r.history:
             for resp in r.history:
                 extract_cookies_to_jar(self.cookies, resp.request, resp.raw)
-        extract_cookies_to_jar(self.cookies, request, r.raw)
+        if "set-cookie" in r.headers or "set-cookie2" in r.headers:
+            # cookielib reads only these headers; skipping the jar otherwise saves its locks.
+            extract_cookies_to_jar(self.cookies, request, r.raw)
         history: list[Response] = []
         if allow_redirects:
             call.redirecting = True

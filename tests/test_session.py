@@ -573,16 +573,20 @@ def test_stall_after_headers_is_a_read_timeout(upstream: Upstream) -> None:
         {"headers": {}, "params": {}},
     ],
 )
-def test_prepared_request_matches_requests(kwargs: dict[str, Any]) -> None:
-    """The fast merge path prepares exactly what requests.Session would."""
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1/x", "http://u:p@127.0.0.1/a b?q=1", "http://[::1]:80/é"]
+)
+def test_prepared_request_matches_requests(kwargs: dict[str, Any], url: str) -> None:
+    """The fast preparation path prepares exactly what requests.Session would, twice."""
     ours = Session(headers={"X-Session": "s", "User-Agent": "ua/1"})
     ours.params = {"p": "1"}
     theirs = requests.Session()
     theirs.headers.update({"X-Session": "s", "User-Agent": "ua/1"})
     theirs.params = {"p": "1"}
-    request = requests.Request("GET", "http://127.0.0.1/x", **kwargs)
-    a, b = ours.prepare_request(request), theirs.prepare_request(request)
-    assert (a.url, dict(a.headers)) == (b.url, dict(b.headers))
+    request = requests.Request("GET", url, **kwargs)
+    for _ in range(2):  # the second time from the session's URL cache
+        a, b = ours.prepare_request(request), theirs.prepare_request(request)
+        assert (a.url, dict(a.headers)) == (b.url, dict(b.headers))
 
 
 def test_cookies_follow_requests_rules(upstream: Upstream) -> None:

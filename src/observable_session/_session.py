@@ -195,6 +195,7 @@ class Session(requests.Session):
         self._sleep = sleep
         self._telemetry = Telemetry(tracer_provider, meter_provider)
         self._targets = TargetCache()
+        self._prepared_urls: dict[str, str] = {}
         self._ua_lock = threading.Lock()
         self._env = _Environment.read()
         self._closed = False
@@ -332,6 +333,7 @@ class Session(requests.Session):
         self._sleep = time.sleep
         self._telemetry = Telemetry()
         self._targets = TargetCache()
+        self._prepared_urls = {}
         self._ua_lock = threading.Lock()
         self._env = _Environment.read()
         self._closed = False
@@ -394,19 +396,21 @@ class Session(requests.Session):
         auth = request.auth
         if self.trust_env and not auth and not self.auth and self._env.netrc:
             auth = get_netrc_auth(request.url)
+        # PreparedRequest.prepare, step by step, with two shortcuts that change nothing:
+        # a URL without params is prepared once per session (parsing and requoting cost
+        # more than the rest of the preparation), and auth from the URL is looked for only
+        # when the URL has userinfo.
         prepared = PreparedRequest()
-        prepared.prepare(
-            method=request.method.upper() if request.method else request.method,
-            url=request.url,
-            files=request.files,
-            data=request.data,
-            json=request.json,
-            headers=_merge(request.headers, self.headers, CaseInsensitiveDict),
-            params=_merge(request.params, self.params),
-            auth=merge_setting(auth, self.auth),
-            cookies=merged_cookies,
-            hooks=merge_hooks(request.hooks, self.hooks),
-        )
+        prepared.prepare_method(request.method.upper() if request.method else request.method)
+        params = _merge(request.params, self.params)
+        self._prepare_url(prepared, request.url, params)
+        prepared.prepare_headers(_merge(request.headers, self.headers, CaseInsensitiveDict))
+        prepared.prepare_cookies(merged_cookies)
+        prepared.prepare_body(request.data, request.files, request.json)
+        auth = merge_setting(auth, self.auth)
+        if auth is not None or "@" in (prepared.url or ""):
+            prepared.prepare_auth(auth, request.url)
+        prepared.prepare_hooks(merge_hooks(request.hooks, self.hooks))
         if self._closed:
             self._auth_headers.publish()
             self._closed = False
@@ -416,6 +420,20 @@ class Session(requests.Session):
                 if name.lower() not in explicit:
                     prepared.headers[name] = _header_value(value)  # type: ignore[assignment]
         return prepared
+
+    def _prepare_url(self, prepared: PreparedRequest, url: Any, params: Any) -> None:
+        """``prepared.prepare_url``, from a per-session cache when there are no params."""
+        if params or not isinstance(url, str):
+            prepared.prepare_url(url, params)
+            return
+        cached = self._prepared_urls.get(url)
+        if cached is not None:
+            prepared.url = cached
+            return
+        prepared.prepare_url(url, params)
+        if len(self._prepared_urls) >= 512:
+            self._prepared_urls = {}
+        self._prepared_urls[url] = prepared.url or ""
 
     def _auth_allowed(self, url: str) -> bool:
         """Whether ``url``'s origin may receive the auth headers."""

@@ -219,14 +219,13 @@ class CallRecorder:
             otel_context.detach(self._token)  # type: ignore[arg-type]
             self._token = None
         if error_type is None and debug_enabled():
-            _log.debug(
+            self._emit(
+                "debug",
                 sc.EVENT_REQUEST_COMPLETED,
-                method=self.method,
-                url_template=self._template,
+                self._span,
                 status_code=status,
                 attempts=attempts,
                 duration_s=round(duration, 6),
-                **_ids(self._span),
             )
 
     # -- attempts -------------------------------------------------------------------------
@@ -296,15 +295,14 @@ class CallRecorder:
         if attempt.token is not None:
             otel_context.detach(attempt.token)  # type: ignore[arg-type]
         if masked_error is not None or (status is not None and (status >= 500 or status == 429)):
-            _log.warning(
+            self._emit(
+                "warning",
                 sc.EVENT_ATTEMPT_FAILED,
-                method=self.method,
-                url_template=self._template,
+                span or self._span,
                 attempt=attempt_no,
                 status_code=status,
                 error_type=error_type,
                 duration_s=round(duration, 6),
-                **_ids(span or self._span),
             )
 
     # -- retries --------------------------------------------------------------------------
@@ -314,15 +312,14 @@ class CallRecorder:
     ) -> None:
         """Log a scheduled retry; its span event and counts wait for :meth:`retry_proceeds`."""
         self._pending = (reason, backoff, retry_after, next_resend_count, time.time_ns())
-        _log.info(
+        self._emit(
+            "info",
             sc.EVENT_RETRY_SCHEDULED,
-            method=self.method,
-            url_template=self._template,
+            self._span,
             reason=reason,
             backoff_s=backoff,
             retry_after=retry_after,
             attempt=next_resend_count + 1,
-            **_ids(self._span),
         )
 
     def retry_proceeds(self) -> None:
@@ -352,14 +349,23 @@ class CallRecorder:
     def retries_exhausted(self, attempts: int, reason: str, deadline_expired: bool) -> None:
         """Log that the retry budget (or the deadline) ended the call."""
         self.exhausted = True
-        _log.warning(
+        self._emit(
+            "warning",
             sc.EVENT_RETRIES_EXHAUSTED,
-            method=self.method,
-            url_template=self._template,
+            self._span,
             attempts=attempts,
             reason=reason,
             deadline_expired=deadline_expired,
-            **_ids(self._span),
+        )
+
+    def _emit(self, level: str, event: str, span: Span | None, **fields: Any) -> None:
+        """A log event with the call's method, route and the ids of ``span`` (or the call's)."""
+        getattr(_log, level)(
+            event,
+            method=self.method,
+            url_template=self._template,
+            **fields,
+            **_ids(span or self._span),
         )
 
     # -- attributes -----------------------------------------------------------------------

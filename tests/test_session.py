@@ -597,3 +597,10 @@ def test_cookies_follow_requests_rules(upstream: Upstream) -> None:
         s.get("/next")
     assert s.cookies.get("sid") == "abc123"
     assert upstream.seen[1].headers["Cookie"] == "sid=abc123"
+
+
+def test_relative_url_without_base_is_a_typed_error() -> None:
+    """A URL requests cannot prepare raises InvalidURLError, masked, nothing sent."""
+    with Session() as s, pytest.raises(InvalidURLError) as info:
+        s.get(f"jobs?token={KEY}")
+    assert info.value.attempts == 0 and KEY not in full_traceback(info.value)

@@ -378,10 +378,17 @@ class Session(requests.Session):
             _check_deadline(deadline)
         options = _CallOptions(route, self.deadline if deadline is _UNSET else deadline)
         token = _PENDING.set(options)
+        failure: RequestsApiError | None = None
         try:
             response = super().request(method, full_url, *args, **kwargs)
+        except RequestsApiError:
+            raise
+        except requests.RequestException as exc:  # raised while preparing: nothing was sent
+            failure = _wrap(exc, None)
         finally:
             _PENDING.reset(token)
+        if failure is not None:
+            raise failure
         should_raise = self.raise_for_status if raise_for_status is None else raise_for_status
         if should_raise and response.status_code >= 400:
             raise _http_error(response)
@@ -837,16 +844,20 @@ _ERROR_CLASSES: tuple[tuple[type[BaseException], type[RequestsApiError]], ...] =
 )
 
 
-def _wrap(error: BaseException, call: _Call) -> RequestsApiError:
+def _wrap(error: BaseException, call: _Call | None) -> RequestsApiError:
     """Our typed, masked error for a requests failure; its cause is a masked copy."""
     cls: type[RequestsApiError] = RequestsApiError
     for source, target in _ERROR_CLASSES:
         if isinstance(error, source):
             cls = target
             break
-    attempts = f" after {call.attempts} attempts" if call.attempts > 1 else ""
-    message = DEFAULT_REDACTOR.mask(f"{call.method} failed{attempts}: {error}")
-    exc = cls(message, attempts=call.attempts, history=tuple(call.history))
+    if call is None:
+        message = DEFAULT_REDACTOR.mask(f"request not sent: {error}")
+        exc = cls(message)
+    else:
+        attempts = f" after {call.attempts} attempts" if call.attempts > 1 else ""
+        message = DEFAULT_REDACTOR.mask(f"{call.method} failed{attempts}: {error}")
+        exc = cls(message, attempts=call.attempts, history=tuple(call.history))
     exc.error_type = error_type(error)
     exc.__cause__ = DEFAULT_REDACTOR.sanitize_exception(error)
     exc.__suppress_context__ = True

@@ -326,7 +326,6 @@ def test_busy_prometheus_port_exits_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A --prometheus-port already in use is a clear one-line error."""
-    monkeypatch.setattr(_run, "PROMETHEUS_ADDR", "127.0.0.1")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -449,7 +448,6 @@ def test_prometheus_port_serves_the_contract_metrics(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """--prometheus-port serves /metrics with the library's metric names while running."""
-    monkeypatch.setattr(_run, "PROMETHEUS_ADDR", "127.0.0.1")
     port = _free_port()
     argv = ["demo", "--duration", "1.5", "--prometheus-port", str(port), "--json"]
     result: list[Run] = []

@@ -50,6 +50,7 @@ class DemoOptions:
     forever: bool = False
     otlp: str | None = None
     prometheus_port: int | None = None
+    prometheus_host: str = "127.0.0.1"
     json: bool = False
     target: str | None = None
     seed: int | None = None
@@ -188,7 +189,13 @@ def _build_parser() -> _Parser:
         "--prometheus-port",
         type=_port,
         metavar="P",
-        help="serve Prometheus metrics on 0.0.0.0:P/metrics while running (0 picks a free port)",
+        help="serve Prometheus metrics on HOST:P/metrics while running (0 picks a free port)",
+    )
+    demo.add_argument(
+        "--prometheus-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="interface for --prometheus-port (default 127.0.0.1; 0.0.0.0 in a container)",
     )
     demo.add_argument(
         "--json", action="store_true", help="print one machine-readable JSON document instead"
@@ -235,6 +242,7 @@ def parse_args(argv: list[str]) -> DemoOptions | UpstreamOptions | None:
             forever=args.forever,
             otlp=args.otlp,
             prometheus_port=args.prometheus_port,
+            prometheus_host=args.prometheus_host,
             json=args.json,
             target=args.target,
             seed=args.seed,

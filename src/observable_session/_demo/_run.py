@@ -41,7 +41,6 @@ _EXTRA_MODULES = {
     "opentelemetry.exporter.prometheus": "prometheus_port",
 }
 #: Where ``--prometheus-port`` listens: every interface, so a Prometheus container can scrape.
-PROMETHEUS_ADDR = "0.0.0.0"
 #: How often a long run without a terminal prints a status line.
 _STATUS_EVERY_S = 10.0
 #: Output width when stdout is not a terminal and COLUMNS is unset (CI logs, pipes).
@@ -183,7 +182,7 @@ def _start_telemetry(options: DemoOptions, key: str) -> DemoTelemetry:
             secrets=(key,),
             otlp=options.otlp,
             prometheus_port=options.prometheus_port,
-            prometheus_addr=PROMETHEUS_ADDR,
+            prometheus_addr=options.prometheus_host,
         )
     except OSError as exc:
         reason = exc.strerror or str(exc)

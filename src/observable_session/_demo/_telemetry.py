@@ -125,7 +125,7 @@ def setup_telemetry(
     secrets: Sequence[str],
     otlp: str | None,
     prometheus_port: int | None,
-    prometheus_addr: str = "0.0.0.0",
+    prometheus_addr: str = "127.0.0.1",
 ) -> DemoTelemetry:
     """Build the SDK for one demo run (never touching the global providers)."""
     resource = _resource()

@@ -570,3 +570,21 @@ def test_credential_with_leading_blank_is_registered_as_is() -> None:
     owner = Owner()
     r.set_secrets(owner, ["Bearer  00A"])
     assert r.mask("/ok?q=+00A&page=2") == f"/ok?q={REDACTED}&page=2"
+
+
+def test_reused_id_of_a_collected_owner_keeps_the_new_secrets() -> None:
+    """An owner collected while the lock is held cannot take a newcomer's secrets with it."""
+    from observable_session._auth import AuthHeaders
+    from observable_session.redaction import DEFAULT_REDACTOR
+
+    for _ in range(50):
+        first = AuthHeaders({"X-K": "first-secret-1111"})
+        with DEFAULT_REDACTOR._lock:
+            first_id = id(first)
+            del first  # its finalizer runs now and must leave the drop pending
+        second = AuthHeaders({"X-K": "second-secret-2222"})
+        if id(second) == first_id:
+            assert DEFAULT_REDACTOR.mask("second-secret-2222") == "REDACTED"
+            return
+        del second
+    pytest.skip("the allocator never reused the id in 50 trials")

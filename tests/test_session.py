@@ -604,3 +604,16 @@ def test_relative_url_without_base_is_a_typed_error() -> None:
     with Session() as s, pytest.raises(InvalidURLError) as info:
         s.get(f"jobs?token={KEY}")
     assert info.value.attempts == 0 and KEY not in full_traceback(info.value)
+
+
+def test_rotated_out_value_stays_masked_until_close() -> None:
+    """After rotation the old value is still masked (a request in flight may echo it)."""
+    from observable_session.redaction import DEFAULT_REDACTOR
+
+    s = Session(auth_headers={"X-API-Key": "old-secret-AAAA1111"})
+    s.auth_headers["X-API-Key"] = "new-secret-BBBB2222"
+    assert DEFAULT_REDACTOR.mask("old-secret-AAAA1111 new-secret-BBBB2222") == "REDACTED REDACTED"
+    s.auth_headers = {"X-API-Key": "third-secret-CCCC3333"}
+    assert DEFAULT_REDACTOR.mask("old-secret-AAAA1111") == "REDACTED"
+    s.close()
+    assert DEFAULT_REDACTOR.mask("old-secret-AAAA1111") == "old-secret-AAAA1111"

@@ -39,23 +39,41 @@ class AuthHeaders(MutableMapping[str, str]):
     ``REDACTED`` for every value.
     """
 
-    __slots__ = ("__weakref__", "_items", "_lock")
+    __slots__ = ("__weakref__", "_items", "_lock", "_retired")
 
-    def __init__(self, headers: Mapping[str, str] | None = None) -> None:
+    # Rotated-out values stay masked (a request sent with one may still fail and echo it),
+    # up to this many, until the session is closed.
+    MAX_RETIRED = 64
+
+    def __init__(
+        self, headers: Mapping[str, str] | None = None, *, retired: tuple[str, ...] = ()
+    ) -> None:
         self._lock = threading.Lock()
         items: dict[str, tuple[str, str]] = {}
         for name, value in (headers or {}).items():
             check_auth_header(name, value)
             items[name.lower()] = (name, value)
         self._items = items
+        self._retired = retired[-self.MAX_RETIRED :]
         self.publish()
 
     def publish(self) -> None:
-        """Register the current values with the redactor (replacing earlier ones)."""
-        DEFAULT_REDACTOR.set_secrets(self, [value for _, value in self._items.values()])
+        """Register the current and rotated-out values with the redactor."""
+        values = [value for _, value in self._items.values()]
+        DEFAULT_REDACTOR.set_secrets(self, [*values, *self._retired])
+
+    def values_ever(self) -> tuple[str, ...]:
+        """The current values and those rotated out: what must stay masked."""
+        return (*self._retired, *(value for _, value in self._items.values()))
+
+    def _retire(self, lowered: str) -> None:
+        old = self._items.get(lowered)
+        if old is not None:
+            self._retired = (*self._retired, old[1])[-self.MAX_RETIRED :]
 
     def forget(self) -> None:
-        """Drop these values from the redactor (the session is closed)."""
+        """Drop these values, rotated-out ones included, from the redactor (session closed)."""
+        self._retired = ()
         DEFAULT_REDACTOR.forget(self)
 
     def __getitem__(self, name: str) -> str:
@@ -64,6 +82,7 @@ class AuthHeaders(MutableMapping[str, str]):
     def __setitem__(self, name: str, value: str) -> None:
         check_auth_header(name, value)
         with self._lock:
+            self._retire(name.lower())
             items = dict(self._items)
             items[name.lower()] = (name, value)
             self._items = items
@@ -71,6 +90,7 @@ class AuthHeaders(MutableMapping[str, str]):
 
     def __delitem__(self, name: str) -> None:
         with self._lock:
+            self._retire(name.lower())
             items = dict(self._items)
             del items[name.lower()]
             self._items = items

@@ -248,7 +248,9 @@ class Session(requests.Session):
 
     @auth_headers.setter
     def auth_headers(self, value: Mapping[str, str] | None) -> None:
-        new = AuthHeaders(value)
+        # The old values stay masked until the session is closed: a request already sent
+        # with them may still fail and have them echoed back.
+        new = AuthHeaders(value, retired=self._auth_headers.values_ever())
         self._auth_headers.forget()
         self._auth_headers = new
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import itertools
 import json
 import re
 import sys
@@ -405,8 +406,9 @@ class Redactor:
         self._lock = threading.Lock()
         # Per owner: every form (for replacement) and the minimal ones (for detection).
         self._owners: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
-        self._finalizers: dict[int, weakref.finalize[Any, Any]] = {}
-        self._pending: list[int] = []
+        self._finalizers: dict[int, tuple[weakref.finalize[Any, Any], int]] = {}
+        self._pending: list[tuple[int, int]] = []
+        self._tokens = itertools.count()
         # The names as spelled (for the free-text query detector) and normalised (for lookup).
         self._spellings = frozenset((*SENSITIVE_NAMES, *SENSITIVE_QUERY_KEYS, *sensitive_names))
         self._exact = frozenset(_normalise(n) for n in self._spellings)
@@ -429,10 +431,16 @@ class Redactor:
         key = id(owner)
         with self._lock:
             self._owners[key] = entry
-            if key not in self._finalizers:
-                # An owner that cannot be weakly referenced keeps its values until forget().
+            current = self._finalizers.get(key)
+            if current is None or not current[0].alive:
+                # No finalizer yet, or a dead owner's whose collection is still pending and
+                # whose id this owner reuses: a fresh token keeps that pending drop from
+                # removing this owner's secrets. An owner that cannot be weakly referenced
+                # keeps its values until forget().
+                token = next(self._tokens)
                 with contextlib.suppress(TypeError):
-                    self._finalizers[key] = weakref.finalize(owner, self._collected, key)
+                    finalizer = weakref.finalize(owner, self._collected, key, token)
+                    self._finalizers[key] = (finalizer, token)
             self._drain_locked()
             self._rebuild_locked()
         self._try_drain()
@@ -441,9 +449,9 @@ class Redactor:
         """Drop every secret registered for ``owner``."""
         key = id(owner)
         with self._lock:
-            finalizer = self._finalizers.pop(key, None)
-            if finalizer is not None:
-                finalizer.detach()
+            current = self._finalizers.pop(key, None)
+            if current is not None:
+                current[0].detach()
             self._owners.pop(key, None)
             self._drain_locked()
             self._rebuild_locked()
@@ -457,9 +465,9 @@ class Redactor:
             self._name_cache = {}
             self._rebuild_locked(names_changed=True)
 
-    def _collected(self, key: int) -> None:
+    def _collected(self, key: int, token: int) -> None:
         # Runs from the garbage collector, possibly while this thread holds the lock.
-        self._pending.append(key)
+        self._pending.append((key, token))
         self._try_drain()
 
     def _try_drain(self) -> None:
@@ -473,8 +481,11 @@ class Redactor:
     def _drain_locked(self) -> bool:
         changed = False
         while self._pending:
-            key = self._pending.pop()
-            self._finalizers.pop(key, None)
+            key, token = self._pending.pop()
+            current = self._finalizers.get(key)
+            if current is None or current[1] != token:
+                continue  # a new owner now has this id; its secrets stay
+            del self._finalizers[key]
             changed = self._owners.pop(key, None) is not None or changed
         return changed
 

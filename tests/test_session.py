@@ -617,3 +617,57 @@ def test_rotated_out_value_stays_masked_until_close() -> None:
     assert DEFAULT_REDACTOR.mask("old-secret-AAAA1111") == "REDACTED"
     s.close()
     assert DEFAULT_REDACTOR.mask("old-secret-AAAA1111") == "old-secret-AAAA1111"
+
+
+def test_307_with_generator_body_is_not_followed(upstream: Upstream) -> None:
+    """A 307/308 would re-send the body: an unreplayable one is not re-sent empty."""
+    upstream.script("/r307", Reply(307, headers={"Location": "/final"}))
+
+    def body() -> Iterator[bytes]:
+        yield b"payload-bytes"
+
+    with make(upstream) as s:
+        response = s.post("/r307", data=body())
+    assert response.status_code == 307
+    assert [(r.path, r.body) for r in upstream.seen] == [("/r307", b"payload-bytes")]
+
+
+def test_307_with_bytes_body_is_followed_with_the_body(upstream: Upstream) -> None:
+    """A replayable body follows a 307 whole."""
+    upstream.script("/r307", Reply(307, headers={"Location": "/final"}))
+    with make(upstream) as s:
+        assert s.post("/r307", data=b"payload").status_code == 200
+    assert [r.body for r in upstream.seen] == [b"payload", b"payload"]
+
+
+def test_unparseable_location_is_a_typed_error(upstream: Upstream) -> None:
+    """A Location header that cannot be parsed raises InvalidURLError, not a bare ValueError."""
+    upstream.script("/bad", Reply(302, headers={"Location": "http://[::1"}))
+    with make(upstream) as s, pytest.raises(InvalidURLError):
+        s.get("/bad")
+
+
+def test_too_many_redirects_is_the_requests_error_too(upstream: Upstream) -> None:
+    """A redirect loop raises ApiTooManyRedirects, also a requests.TooManyRedirects."""
+    upstream.script("/loop", Reply(302, headers={"Location": "/loop"}))
+    with make(upstream) as s:
+        s.max_redirects = 3
+        with pytest.raises(requests.TooManyRedirects) as info:
+            s.get("/loop")
+    assert isinstance(info.value, observable_session.ApiTooManyRedirects)
+
+
+def test_bad_content_encoding_is_the_requests_error_too(upstream: Upstream) -> None:
+    """A body that is not what Content-Encoding says: ApiContentDecodingError."""
+    upstream.script("/gz", Reply(200, b"not gzip", headers={"Content-Encoding": "gzip"}))
+    with make(upstream) as s, pytest.raises(requests.exceptions.ContentDecodingError) as info:
+        s.get("/gz")
+    assert isinstance(info.value, observable_session.ApiContentDecodingError)
+
+
+def test_every_error_names_its_error_type(upstream: Upstream) -> None:
+    """DeadlineExceeded and friends carry their own error_type."""
+    upstream.script("/f", Reply(503))
+    with make(upstream, backoff_factor=10) as s, pytest.raises(DeadlineExceeded) as info:
+        s.get("/f", deadline=1)
+    assert info.value.error_type == "observable_session.errors.DeadlineExceeded"

@@ -117,3 +117,13 @@ def test_structlog_logger_name() -> None:
     """The session logs through the observable_session logger."""
     assert sc.LOGGER_NAME == "observable_session"
     assert structlog.get_logger(sc.LOGGER_NAME) is not None
+
+
+def test_completed_event_for_a_failed_request(upstream: Upstream) -> None:
+    """A 404 returned with raise_for_status=False still logs its completion, with error.type."""
+    upstream.script("/nf", Reply(404))
+    with capture_logs() as logs:
+        with Session(base_url=upstream.url) as s:
+            s.get("/nf", raise_for_status=False)
+    done = [e for e in logs if e["event"] == sc.EVENT_REQUEST_COMPLETED]
+    assert len(done) == 1 and done[0]["status_code"] == 404 and done[0]["error_type"] == "404"

@@ -369,3 +369,34 @@ def test_two_sessions_share_one_active_requests_series(upstream: Upstream, otel:
         b.get("/x")
     points = otel.points(sc.METRIC_CLIENT_ACTIVE_REQUESTS)
     assert len(points) == 1 and points[0].value == 0
+
+
+def test_request_from_a_hook_during_redirects_is_its_own_call(
+    upstream: Upstream, otel: Otel
+) -> None:
+    """A response hook that makes a request mid-chain does not split the outer call."""
+    upstream.script("/a", Reply(302, headers={"Location": "/b"}))
+    upstream.script("/b", Reply(302, headers={"Location": "/c"}))
+    with make(upstream, otel) as s:
+
+        def side(response: Any, **kwargs: Any) -> None:
+            if response.url.endswith("/b"):
+                s.get("/side", url_template="/side")
+
+        s.hooks["response"].append(side)
+        assert s.get("/a", url_template="/a").status_code == 200
+    logical = {span.name: span.attributes[sc.ATTEMPTS] for span in otel.spans("INTERNAL")}
+    assert logical == {"GET /a": 3, "GET /side": 1}
+
+
+def test_logical_point_keeps_the_called_origin(
+    upstream: Upstream, other_upstream: Upstream, otel: Otel
+) -> None:
+    """After a cross-origin redirect, the logical span and point agree on the server called."""
+    upstream.script("/r", Reply(302, headers={"Location": other_upstream.url + "/x"}))
+    with make(upstream, otel) as s:
+        s.get("/r")
+    point = otel.points(sc.METRIC_REQUEST_DURATION)[0]
+    logical = otel.spans("INTERNAL")[0]
+    assert point.attributes[sc.SERVER_PORT] == logical.attributes[sc.SERVER_PORT] == upstream.port
+    assert point.attributes[sc.NETWORK_PROTOCOL_VERSION] == "1.1"

@@ -51,9 +51,13 @@ from ._version import __version__
 from .errors import (
     ApiConnectionError,
     ApiConnectTimeout,
+    ApiContentDecodingError,
     ApiHTTPError,
+    ApiProxyError,
     ApiReadTimeout,
+    ApiSSLError,
     ApiTimeout,
+    ApiTooManyRedirects,
     AttemptRecord,
     DeadlineExceeded,
     InvalidConfigError,
@@ -492,10 +496,17 @@ class Session(requests.Session):
             raise ValueError("You can only send PreparedRequests.")
         template = kwargs.pop("url_template", None)
         deadline = kwargs.pop("deadline", _UNSET)
-        active = _ACTIVE.get()
-        if active is not None and active.session is self and active.redirecting:
-            return self._send_hop(request, active, kwargs)
         options = _PENDING.get()
+        active = _ACTIVE.get()
+        if (
+            options is None
+            and active is not None
+            and active.session is self
+            and active.redirecting
+            and kwargs.get("allow_redirects") is False
+        ):
+            # resolve_redirects sending the next hop of the call that is open here.
+            return self._send_hop(request, active, kwargs)
         if options is not None:
             _PENDING.set(None)
             template = template or options.url_template
@@ -582,12 +593,16 @@ class Session(requests.Session):
             # cookielib reads only these headers; skipping the jar otherwise saves its locks.
             extract_cookies_to_jar(self.cookies, request, r.raw)
         history: list[Response] = []
-        if allow_redirects:
-            call.redirecting = True
+        if allow_redirects and _may_follow(r, request):
+            previous, call.redirecting = call.redirecting, True
             try:
                 history = list(self.resolve_redirects(r, request, **kwargs))
+            except requests.RequestException:
+                raise
+            except ValueError as exc:  # a Location the server sent that cannot be parsed
+                raise _wrap(exc, call, InvalidURLError) from None
             finally:
-                call.redirecting = False
+                call.redirecting = previous
         if history:
             history.insert(0, r)
             r = history.pop()
@@ -778,6 +793,11 @@ def _as_read_timeout(exc: requests.RequestException) -> requests.RequestExceptio
     return exc
 
 
+def _may_follow(response: Response, request: PreparedRequest) -> bool:
+    """A 307/308 re-sends the body: not when it cannot be replayed (the seed sent it empty)."""
+    return response.status_code not in (307, 308) or _body_replayable(request)
+
+
 def _release(response: Response) -> None:
     """Drain and close a response before retrying, so its connection goes back to the pool."""
     with contextlib.suppress(requests.RequestException, RuntimeError):
@@ -835,6 +855,10 @@ def _detail(response: Response) -> str:
 
 
 _ERROR_CLASSES: tuple[tuple[type[BaseException], type[RequestsApiError]], ...] = (
+    (requests.exceptions.SSLError, ApiSSLError),
+    (requests.exceptions.ProxyError, ApiProxyError),
+    (requests.TooManyRedirects, ApiTooManyRedirects),
+    (requests.exceptions.ContentDecodingError, ApiContentDecodingError),
     (requests.ConnectTimeout, ApiConnectTimeout),
     (requests.ReadTimeout, ApiReadTimeout),
     (requests.Timeout, ApiTimeout),
@@ -846,13 +870,16 @@ _ERROR_CLASSES: tuple[tuple[type[BaseException], type[RequestsApiError]], ...] =
 )
 
 
-def _wrap(error: BaseException, call: _Call | None) -> RequestsApiError:
+def _wrap(
+    error: BaseException, call: _Call | None, cls: type[RequestsApiError] | None = None
+) -> RequestsApiError:
     """Our typed, masked error for a requests failure; its cause is a masked copy."""
-    cls: type[RequestsApiError] = RequestsApiError
-    for source, target in _ERROR_CLASSES:
-        if isinstance(error, source):
-            cls = target
-            break
+    if cls is None:
+        cls = RequestsApiError
+        for source, target in _ERROR_CLASSES:
+            if isinstance(error, source):
+                cls = target
+                break
     if call is None:
         message = DEFAULT_REDACTOR.mask(f"request not sent: {error}")
         exc = cls(message)

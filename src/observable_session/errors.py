@@ -7,7 +7,11 @@ Every exception is rooted at :class:`RequestsApiError`, and each also subclasses
      └── RequestsApiError
           ├── ApiHTTPError            (+ requests.HTTPError)       4xx/5xx after retries
           ├── ApiConnectionError      (+ requests.ConnectionError) refused, DNS, reset, truncated
-          │    └── ApiConnectTimeout   (+ ApiTimeout, requests.ConnectTimeout)
+          │    ├── ApiConnectTimeout   (+ ApiTimeout, requests.ConnectTimeout)
+          │    ├── ApiSSLError         (+ requests.exceptions.SSLError)
+          │    └── ApiProxyError       (+ requests.exceptions.ProxyError)
+          ├── ApiTooManyRedirects     (+ requests.TooManyRedirects)
+          ├── ApiContentDecodingError (+ requests.exceptions.ContentDecodingError)
           ├── ApiTimeout              (+ requests.Timeout)         connect or read timeout
           │    ├── ApiReadTimeout      (+ requests.ReadTimeout)
           │    └── DeadlineExceeded                                the call's deadline ran out
@@ -32,9 +36,13 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiConnectTimeout",
     "ApiConnectionError",
+    "ApiContentDecodingError",
     "ApiHTTPError",
+    "ApiProxyError",
     "ApiReadTimeout",
+    "ApiSSLError",
     "ApiTimeout",
+    "ApiTooManyRedirects",
     "AttemptRecord",
     "DeadlineExceeded",
     "InvalidConfigError",
@@ -84,7 +92,8 @@ class RequestsApiError(requests.RequestException):
         self.status_code: int | None = response.status_code if response is not None else None
         self.attempts = attempts
         self.history = history
-        self.error_type: str | None = None
+        cls = type(self)
+        self.error_type: str | None = f"{cls.__module__}.{cls.__qualname__}"
         # requests' RequestException keeps the PreparedRequest, headers and all; a logger
         # that dumps attributes must not find the credentials there.
         self.request = None
@@ -108,6 +117,22 @@ class ApiHTTPError(RequestsApiError, requests.HTTPError):
 
 class ApiConnectionError(RequestsApiError, requests.ConnectionError):
     """The connection failed: refused, name resolution, reset, or a truncated response."""
+
+
+class ApiSSLError(ApiConnectionError, requests.exceptions.SSLError):
+    """The TLS handshake or certificate check failed (never retried)."""
+
+
+class ApiProxyError(ApiConnectionError, requests.exceptions.ProxyError):
+    """The proxy refused or failed the connection (never retried)."""
+
+
+class ApiTooManyRedirects(RequestsApiError, requests.TooManyRedirects):
+    """More redirects than ``max_redirects``."""
+
+
+class ApiContentDecodingError(RequestsApiError, requests.exceptions.ContentDecodingError):
+    """The body could not be decoded as its ``Content-Encoding`` says."""
 
 
 class ApiTimeout(RequestsApiError, requests.Timeout):

@@ -151,10 +151,12 @@ class CallRecorder:
         "_base",
         "_ctx",
         "_inst",
+        "_logical",
         "_pending",
         "_span",
         "_template",
         "_token",
+        "_version",
         "exhausted",
         "host",
         "method",
@@ -168,6 +170,8 @@ class CallRecorder:
         self._ctx: otel_context.Context | None = None
         self._token: object = None
         self._base: dict[str, Any] = {}
+        self._logical: dict[str, Any] = {}
+        self._version: str | None = None
         self.host = ""
         self.exhausted = False
         self._pending: tuple[str, float, bool, int, int] | None = None
@@ -182,6 +186,7 @@ class CallRecorder:
             return
         with _G_LOGICAL_START:
             attrs = self._base_attrs(target)
+            self._logical = dict(self._base)  # the logical point keeps the called origin
             attrs[sc.URL_FULL] = target.url_full
             self._span = inst.tracer.start_span(
                 span_name(self.method, self._template), kind=SpanKind.INTERNAL, attributes=attrs
@@ -212,18 +217,25 @@ class CallRecorder:
                     span.set_attributes(final)
                     _set_status(span, status, error_type)
                     span.end()
-                attrs = self._point_attrs(status, error_type)
+                attrs = dict(self._logical)
+                if status is not None:
+                    attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status
+                if error_type is not None:
+                    attrs[sc.ERROR_TYPE] = error_type
+                if self._version:
+                    attrs[sc.NETWORK_PROTOCOL_VERSION] = self._version
                 attrs[sc.RETRIES_EXHAUSTED] = self.exhausted
                 inst.request_duration.record(duration, attrs)
         if self._token is not None:
             otel_context.detach(self._token)  # type: ignore[arg-type]
             self._token = None
-        if error_type is None and debug_enabled():
+        if debug_enabled():
             self._emit(
                 "debug",
                 sc.EVENT_REQUEST_COMPLETED,
                 self._span,
                 status_code=status,
+                error_type=error_type,
                 attempts=attempts,
                 duration_s=round(duration, 6),
             )
@@ -281,6 +293,7 @@ class CallRecorder:
                     outcome[sc.ERROR_TYPE] = error_type
                 if version:
                     outcome[sc.NETWORK_PROTOCOL_VERSION] = version
+                    self._version = version
                 attrs = {**self._base, **outcome}
                 if span is not None:
                     span.set_attributes(outcome)
@@ -379,15 +392,6 @@ class CallRecorder:
         if self._template:
             attrs[sc.URL_TEMPLATE] = self._template
         self._base = dict(attrs)
-        return attrs
-
-    def _point_attrs(self, status: int | None, error_type: str | None) -> dict[str, Any]:
-        """Metric attributes: low cardinality, never a URL or a header value."""
-        attrs = dict(self._base)
-        if status is not None:
-            attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status
-        if error_type is not None:
-            attrs[sc.ERROR_TYPE] = error_type
         return attrs
 
     def _retry_attrs(self) -> dict[str, Any]:

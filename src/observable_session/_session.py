@@ -46,20 +46,11 @@ from . import _urls
 if TYPE_CHECKING:
     from requests.sessions import _Settings
 from ._auth import AuthHeaders
+from ._failures import deadline_error, http_error, wrap
 from ._retry import RetryPolicy, error_type
 from ._version import __version__
 from .errors import (
-    ApiConnectionError,
-    ApiConnectTimeout,
-    ApiContentDecodingError,
-    ApiHTTPError,
-    ApiProxyError,
-    ApiReadTimeout,
-    ApiSSLError,
-    ApiTimeout,
-    ApiTooManyRedirects,
     AttemptRecord,
-    DeadlineExceeded,
     InvalidConfigError,
     InvalidURLError,
     RequestsApiError,
@@ -390,14 +381,14 @@ class Session(requests.Session):
         except RequestsApiError:
             raise
         except requests.RequestException as exc:  # raised while preparing: nothing was sent
-            failure = _wrap(exc, None)
+            failure = wrap(exc, None)
         finally:
             _PENDING.reset(token)
         if failure is not None:
             raise failure
         should_raise = self.raise_for_status if raise_for_status is None else raise_for_status
         if should_raise and response.status_code >= 400:
-            raise _http_error(response)
+            raise http_error(response)
         return response
 
     def prepare_request(self, request: Request) -> PreparedRequest:
@@ -550,7 +541,7 @@ class Session(requests.Session):
         except RequestsApiError as exc:
             failure = exc
         except requests.RequestException as exc:
-            failure = _wrap(exc, call)
+            failure = wrap(exc, call)
         except BaseException as exc:
             call.recorder.end(None, error_type(exc), call.attempts, time.perf_counter() - start)
             raise
@@ -600,7 +591,7 @@ class Session(requests.Session):
             except requests.RequestException:
                 raise
             except ValueError as exc:  # a Location the server sent that cannot be parsed
-                raise _wrap(exc, call, InvalidURLError) from None
+                raise wrap(exc, call, InvalidURLError) from None
             finally:
                 call.redirecting = previous
         if history:
@@ -627,7 +618,7 @@ class Session(requests.Session):
         replayable = _body_replayable(request)
         timeout = _bounded_timeout(kwargs["timeout"], call)
         if timeout is _EXPIRED:
-            raise _deadline_error(call, None, None)
+            raise deadline_error(call, None, None)
         while True:
             started = time.perf_counter()
             response, error = self._attempt(adapter, request, call, dict(kwargs, timeout=timeout))
@@ -645,9 +636,9 @@ class Session(requests.Session):
                 if decision.exhausted or decision.retry is not None:
                     call.recorder.retries_exhausted(call.attempts, decision.reason, expired)
                 if expired and (decision.retry is not None or isinstance(error, requests.Timeout)):
-                    raise _deadline_error(call, response, error)
+                    raise deadline_error(call, response, error)
                 if error is not None:
-                    raise _wrap(error, call)
+                    raise wrap(error, call)
                 assert response is not None
                 return response
             call.history.append(AttemptRecord(status, err, duration, decision.backoff))
@@ -664,7 +655,7 @@ class Session(requests.Session):
             timeout = _bounded_timeout(kwargs["timeout"], call)
             if timeout is _EXPIRED:
                 call.recorder.retries_exhausted(call.attempts, decision.reason, True)
-                raise _deadline_error(call, response, error)
+                raise deadline_error(call, response, error)
             call.recorder.retry_proceeds()
             if request.body is not None and not isinstance(request.body, (bytes, str)):
                 rewind_body(request)
@@ -814,102 +805,3 @@ def _error_type_of(status: int | None, error: BaseException | None) -> str | Non
     if status is not None and status >= 400:
         return str(status)
     return None
-
-
-def _http_error(response: Response) -> ApiHTTPError:
-    """The seed's message (JSON ``message``/``error.message``/``error``, else text), masked."""
-    attempts, history = getattr(response, "_observable_session", (1, ()))
-    url = DEFAULT_REDACTOR.mask_url(response.url or "")
-    message = f"{response.status_code} {response.reason or ''} for {response.request.method} {url}"
-    if attempts > 1:
-        message += f" after {attempts} attempts"
-    detail = _detail(response)
-    if detail:
-        message += f": {detail}"
-    error = ApiHTTPError(
-        DEFAULT_REDACTOR.mask(message), response=response, attempts=attempts, history=history
-    )
-    error.error_type = str(response.status_code)
-    return error
-
-
-def _detail(response: Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        error = data.get("error")
-        for candidate in (
-            data.get("message"),
-            error.get("message") if isinstance(error, dict) else None,
-            error,
-        ):
-            if isinstance(candidate, str) and candidate:
-                return candidate[:1000]
-    try:
-        text = response.text
-    except (requests.RequestException, RuntimeError):
-        text = ""
-    return text.strip()[:1000]
-
-
-_ERROR_CLASSES: tuple[tuple[type[BaseException], type[RequestsApiError]], ...] = (
-    (requests.exceptions.SSLError, ApiSSLError),
-    (requests.exceptions.ProxyError, ApiProxyError),
-    (requests.TooManyRedirects, ApiTooManyRedirects),
-    (requests.exceptions.ContentDecodingError, ApiContentDecodingError),
-    (requests.ConnectTimeout, ApiConnectTimeout),
-    (requests.ReadTimeout, ApiReadTimeout),
-    (requests.Timeout, ApiTimeout),
-    (requests.ConnectionError, ApiConnectionError),
-    (requests.exceptions.ChunkedEncodingError, ApiConnectionError),
-    (requests.exceptions.InvalidURL, InvalidURLError),
-    (requests.exceptions.InvalidSchema, InvalidURLError),
-    (requests.exceptions.MissingSchema, InvalidURLError),
-)
-
-
-def _wrap(
-    error: BaseException, call: _Call | None, cls: type[RequestsApiError] | None = None
-) -> RequestsApiError:
-    """Our typed, masked error for a requests failure; its cause is a masked copy."""
-    if cls is None:
-        cls = RequestsApiError
-        for source, target in _ERROR_CLASSES:
-            if isinstance(error, source):
-                cls = target
-                break
-    if call is None:
-        message = DEFAULT_REDACTOR.mask(f"request not sent: {error}")
-        exc = cls(message)
-    else:
-        attempts = f" after {call.attempts} attempts" if call.attempts > 1 else ""
-        message = DEFAULT_REDACTOR.mask(f"{call.method} failed{attempts}: {error}")
-        exc = cls(message, attempts=call.attempts, history=tuple(call.history))
-    exc.error_type = error_type(error)
-    exc.__cause__ = DEFAULT_REDACTOR.sanitize_exception(error)
-    exc.__suppress_context__ = True
-    return exc
-
-
-def _deadline_error(
-    call: _Call, response: Response | None, error: BaseException | None
-) -> DeadlineExceeded:
-    """The deadline ran out (or the next backoff would outlive it)."""
-    last = f"; last: {response.status_code}" if response is not None else ""
-    if error is not None:
-        last = f"; last: {error_type(error)}"
-    message = (
-        f"{call.method} deadline of {call.deadline}s exceeded after {call.attempts} attempts{last}"
-    )
-    exc = DeadlineExceeded(
-        DEFAULT_REDACTOR.mask(message),
-        response=response,
-        attempts=call.attempts,
-        history=tuple(call.history),
-    )
-    if error is not None:
-        exc.__cause__ = DEFAULT_REDACTOR.sanitize_exception(error)
-        exc.__suppress_context__ = True
-    return exc

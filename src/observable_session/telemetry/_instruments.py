@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -191,13 +190,6 @@ class Telemetry:
             instruments = Instruments(tracer, meter)
             self._cache = (tp, mp, instruments)
         return instruments
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Providers are process-wide objects; an unpickled session uses the globals.
-        return {}
-
-    def __setstate__(self, state: Mapping[str, Any]) -> None:
-        self.__init__()  # type: ignore[misc]
 
 
 def _is_default(provider: object) -> bool:

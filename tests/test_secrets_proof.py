@@ -22,7 +22,7 @@ import struct
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,11 +37,13 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from requests import Response
 from requests.models import PreparedRequest
 from requests.utils import requote_uri
 
 from observable_session import Session
 from observable_session.logs import RedactingFilter, configure_logging
+from tests.echo_servers import FORMS, PARTS, PLACES, EchoServer, Spelling, encode, part_of, views
 
 MAX_EXAMPLES = 200
 SLOW_READ_TIMEOUT = 0.02  # seconds; the /slow route answers after 0.2 s
@@ -416,3 +418,228 @@ def test_no_secret_reaches_any_sink(world: World, creds: Credentials) -> None:
     }
     leaks = [(name, form) for name, text in sinks.items() for form in sorted(forms) if form in text]
     assert leaks == [], f"{creds!r} leaked: {leaks[:5]}"
+
+
+# == Issue 11: every spelling, every place, several sessions, races, after close ==========
+#
+# Each scenario below runs inside ``capture``: a fresh SDK and the shared log buffers, every
+# error the session raises recorded (str, repr, formatted traceback) and handled as an
+# application would (logged with structlog and stdlib logging, with what the server said).
+# ``find_leaks`` then reads every sink through ``views`` (JSON, HTML and percent spellings
+# undone) and looks for each secret, and for each exact spelling the server produced.
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[EchoServer]:
+    """An echo server that spells back what it received (also a proxy and a Digest realm)."""
+    server = EchoServer()
+    yield server
+    server.close()
+
+
+_APP_LOG = structlog.get_logger("app.jobs")
+_APP_STDLIB = logging.getLogger("app.jobs")
+
+
+@dataclass
+class Capture:
+    """One scenario's sinks: a fresh SDK, the shared log buffers, every error raised."""
+
+    world: World
+    spans: InMemorySpanExporter
+    tracer_provider: TracerProvider
+    reader: InMemoryMetricReader
+    meter_provider: MeterProvider
+    errors: list[str] = field(default_factory=list)
+    sinks: dict[str, str] = field(default_factory=dict)
+
+    def providers(self) -> dict[str, Any]:
+        """Keyword arguments that point a Session at this capture's SDK."""
+        return {"tracer_provider": self.tracer_provider, "meter_provider": self.meter_provider}
+
+    def call(self, send: Callable[[], Response]) -> Response | None:
+        """Make one call; an error it raises is recorded and handled like an application."""
+        try:
+            response = send()
+        except Exception as exc:
+            self.handle(exc, ours=True)
+            return None
+        self.log_response(response)
+        return response
+
+    def handle(self, exc: BaseException, *, ours: bool) -> None:
+        """Record ``exc`` (if the session raised it) and log it as a job runner would."""
+        if ours:
+            self.errors.append(_error_text(exc))
+        response = getattr(exc, "response", None)
+        body = response.text if response is not None else ""
+        headers = dict(response.headers) if response is not None else {}
+        _APP_LOG.error("call failed", error=str(exc), body=body, headers=headers, exc_info=exc)
+        _APP_STDLIB.error("call failed: %s %s %r", exc, body, headers, exc_info=exc)
+
+    def log_response(self, response: Response) -> None:
+        """Log a response as a job runner would: status, final URL, headers, body."""
+        hops = [r.url for r in response.history]
+        _APP_LOG.info(
+            "reply",
+            status=response.status_code,
+            url=response.url,
+            hops=hops,
+            headers=dict(response.headers),
+            body=response.text,
+        )
+        _APP_STDLIB.info("reply %s %s %s %s", response.url, hops, response.text, response.headers)
+
+
+@contextlib.contextmanager
+def capture(world: World) -> Iterator[Capture]:
+    """A scenario's sinks, filled in ``Capture.sinks`` when the block ends."""
+    for buffer in (world.structlog_lines, world.stdlib_lines):
+        buffer.seek(0)
+        buffer.truncate()
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    cap = Capture(world, spans, tracer_provider, reader, meter_provider)
+    try:
+        yield cap
+    finally:
+        tracer_provider.shutdown()
+        cap.sinks["errors"] = "\n".join(cap.errors)
+        cap.sinks["spans"] = _spans_text(spans.get_finished_spans())
+        cap.sinks["metrics"] = _metrics_text(reader)
+        meter_provider.shutdown()
+        cap.sinks["structlog JSON"] = world.structlog_lines.getvalue()
+        cap.sinks["stdlib log"] = world.stdlib_lines.getvalue()
+
+
+def _readings(text: str) -> list[str]:
+    return [_normalise(view) for view in views(text)]
+
+
+def find_leaks(
+    sinks: Mapping[str, str], secrets: Iterable[str], spellings: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """``(sink, secret)`` for every secret seen in any reading of a sink, and every spelling."""
+    secrets, spellings = sorted(set(secrets)), sorted(set(spellings))
+    leaks = []
+    for name, text in sinks.items():
+        readings = _readings(text)
+        leaks += [(name, s) for s in secrets if any(s in reading for reading in readings)]
+        leaks += [(name, s) for s in spellings if s in text]
+    return leaks
+
+
+def secret_values(*values: str) -> set[str]:
+    """Each value, stripped, after its scheme, Basic's ``user:pass`` and password, as sent."""
+    out: set[str] = set()
+    for value in values:
+        for part in ("whole", "cred", "basic", "password"):
+            got = part_of(value, part)
+            out |= {got, got.strip()}
+    wire = {v.encode("utf-8").decode("latin-1") for v in out}
+    return {v for v in out | wire if len(v) >= 4}
+
+
+@dataclass
+class EchoBaseline:
+    """Every reading of the sinks of a harmless run: the library's and the servers' words."""
+
+    readings: str = ""
+
+
+ECHO_BASELINE = EchoBaseline()
+
+
+def _echo_baseline(world: World, echo: EchoServer) -> str:
+    if not ECHO_BASELINE.readings:
+        creds = Credentials("Basic", "Zq-benign-Xw", "Zq-benign-Xw-longer")
+        texts = []
+        for spelling in (Spelling(form) for form in FORMS):
+            sinks = _echo_everywhere(world, echo, creds, spelling, "Authorization", "basic")
+            texts += [r for text in sinks.values() for r in _readings(text)]
+        ECHO_BASELINE.readings = "\n".join(texts)
+    return ECHO_BASELINE.readings
+
+
+def _usable(secrets: Iterable[str], baseline: str) -> bool:
+    """Whether every secret can be told apart from the library's own words and noise."""
+    return all(_normalise(s) == s and s not in baseline for s in secrets)
+
+
+def _quiet_session(url: str, cap: Capture, **kwargs: Any) -> Session:
+    return Session(
+        base_url=url,
+        retries_total=0,
+        backoff_factor=0,
+        timeout=(2.0, 2.0),
+        sleep=lambda s: None,
+        **cap.providers(),
+        **kwargs,
+    )
+
+
+def _echo_params(header: str, part: str, where: str, spelling: Spelling) -> dict[str, str]:
+    return {"h": header, "part": part, "where": where, **spelling.query()}
+
+
+# -- item 5: every spelling, in every body and header ---------------------------------------
+
+
+def _echo_everywhere(
+    world: World,
+    echo: EchoServer,
+    creds: Credentials,
+    spelling: Spelling,
+    header: str,
+    part: str,
+) -> dict[str, str]:
+    with capture(world) as cap:
+        auth = {"Authorization": creds.authorization(), "X-API-Key": creds.long}
+        session = _quiet_session(echo.url, cap, auth_headers=auth)
+        for where in PLACES:
+            if where == "location" and spelling.form in ("json", "html"):
+                continue  # not a URL: requests would requote it into percent-encoding
+            params = _echo_params(header, part, where, spelling)
+            cap.call(lambda params=params: session.get("/echo", params=params))
+        cap.sinks["session repr"] = repr(session)
+        session.close()
+    return cap.sinks
+
+
+@st.composite
+def spellings(draw: st.DrawFn, forms: Sequence[str] = FORMS[1:]) -> Spelling:
+    """A spelling the echo server applies: form, which characters, hex case, padding."""
+    return Spelling(
+        draw(st.sampled_from(forms)),
+        draw(st.integers(0, 2**32)),
+        draw(st.sampled_from([0.05, 0.3, 0.7, 1.0])),
+        draw(st.booleans()),
+        draw(st.booleans()),
+    )
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(creds=credentials(), spelling=spellings(), target=st.sampled_from((*PARTS, "key")))
+def test_every_spelling_of_an_echoed_credential_is_masked(
+    world: World, echo: EchoServer, creds: Credentials, spelling: Spelling, target: str
+) -> None:
+    """JSON escapes, HTML entities, percent-encoding, base64: echoed anywhere, never seen."""
+    header, part = ("X-API-Key", "whole") if target == "key" else ("Authorization", target)
+    if part in ("basic", "password"):
+        creds = Credentials("Basic", creds.short, creds.long)
+    value = part_of(creds.long if header == "X-API-Key" else creds.authorization(), part)
+    secrets = secret_values(creds.authorization(), creds.long) | {value}
+    echoed = {encode(value, spelling), encode(value, spelling, ascii_only=True)}
+    echoed = {e for e in echoed if len(e) >= 8} | {e.rstrip("=") for e in echoed if len(e) >= 9}
+    assume(_usable(secrets, _echo_baseline(world, echo)))
+    assume(all(e not in _echo_baseline(world, echo) for e in echoed))
+    sinks = _echo_everywhere(world, echo, creds, spelling, header, part)
+    leaks = find_leaks(sinks, secrets, echoed)
+    assert leaks == [], f"{creds!r} {spelling!r} {part} leaked: {leaks[:5]}"

@@ -46,6 +46,7 @@ from . import _urls
 if TYPE_CHECKING:
     from requests.sessions import _Settings
 from ._auth import AuthHeaders
+from ._credentials import Credentials, origin_bound
 from ._failures import deadline_error, http_error, wrap
 from ._retry import RetryPolicy, error_type
 from ._version import __version__
@@ -178,9 +179,12 @@ class Session(requests.Session):
         )
         origins = self._check_origins(base, auth_origins)
         _check_deadline(deadline)
-        auth = AuthHeaders(auth_headers)
+        credentials = Credentials()
+        auth = AuthHeaders(auth_headers, credentials=credentials)
+        credentials.register_url(base)
         super().__init__(*args, **kwargs)
         self._base_url = base
+        self._credentials = credentials
         self._auth_headers = auth
         self._auth_origins = origins
         self._policy = policy
@@ -233,6 +237,7 @@ class Session(requests.Session):
             new_origin = _urls.origin_of(base)
             assert new_origin is not None
             origins.add(new_origin)
+        self._credentials.register_url(base)
         self._base_url = base
         self._auth_origins = frozenset(origins)
 
@@ -243,11 +248,9 @@ class Session(requests.Session):
 
     @auth_headers.setter
     def auth_headers(self, value: Mapping[str, str] | None) -> None:
-        # The old values stay masked until the session is closed: a request already sent
-        # with them may still fail and have them echoed back.
-        new = AuthHeaders(value, retired=self._auth_headers.values_ever())
-        self._auth_headers.forget()
-        self._auth_headers = new
+        # The new values are registered before the mapping is swapped in; the old ones stay
+        # masked while the session lives: a request already sent may still echo them.
+        self._auth_headers = AuthHeaders(value, credentials=self._credentials)
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -290,18 +293,21 @@ class Session(requests.Session):
         super().mount(prefix, adapter)
 
     def close(self) -> None:
-        """Close the adapters and forget this session's secrets in the redactor.
+        """Close the adapters; the redactor keeps this session's secrets for its grace period.
 
-        A closed session can still send (as requests allows); its secrets are then
-        registered again before the next request is prepared.
+        An error handled after ``with Session(...)`` is still masked (see
+        :data:`observable_session.redaction.GRACE_SECONDS`). A closed session can still
+        send (as requests allows); its secrets are then registered again before the next
+        request is prepared.
         """
         super().close()
-        self._auth_headers.forget()
+        self._credentials.close()
         self._closed = True
 
     def __repr__(self) -> str:
+        base = DEFAULT_REDACTOR.mask_url(self._base_url) if self._base_url else None
         return (
-            f"<{type(self).__module__.split('.')[0]}.Session base_url={self._base_url!r} "
+            f"<{type(self).__module__.split('.')[0]}.Session base_url={base!r} "
             f"auth_headers={self._auth_headers!r}>"
         )
 
@@ -327,6 +333,9 @@ class Session(requests.Session):
         for name in self._OWN_STATE:
             setattr(self, name, state.pop(name))
         super().__setstate__(state)  # type: ignore[misc]
+        self._credentials = Credentials()
+        self._credentials.register_url(self._base_url)
+        self._auth_headers.bind(self._credentials)
         self._sleep = time.sleep
         self._telemetry = Telemetry()
         self._targets = TargetCache()
@@ -397,9 +406,11 @@ class Session(requests.Session):
         if not isinstance(cookies, CookieJar):
             cookies = cookiejar_from_dict(cookies)
         merged_cookies = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies), cookies)
-        auth = request.auth
-        if self.trust_env and not auth and not self.auth and self._env.netrc:
-            auth = get_netrc_auth(request.url)
+        credentials = self._credentials
+        if self._closed:
+            self._auth_headers.bind(credentials)
+            credentials.register_url(self._base_url)
+            self._closed = False
         # PreparedRequest.prepare, step by step, with two shortcuts that change nothing:
         # a URL without params is prepared once per session (parsing and requoting cost
         # more than the rest of the preparation), and auth from the URL is looked for only
@@ -408,17 +419,27 @@ class Session(requests.Session):
         prepared.prepare_method(request.method.upper() if request.method else request.method)
         params = _merge(request.params, self.params)
         self._prepare_url(prepared, request.url, params)
+        allowed = bool(prepared.url) and self._auth_allowed(prepared.url or "")
         prepared.prepare_headers(_merge(request.headers, self.headers, CaseInsensitiveDict))
+        if not allowed:
+            # Credential headers follow the auth_headers origin rule, wherever they were set.
+            for name in [n for n in prepared.headers if origin_bound(n)]:
+                del prepared.headers[name]
         prepared.prepare_cookies(merged_cookies)
         prepared.prepare_body(request.data, request.files, request.json)
-        auth = merge_setting(auth, self.auth)
+        auth = merge_setting(request.auth, self.auth) if allowed else None
+        if auth is None and self.trust_env and self._env.netrc:
+            auth = get_netrc_auth(request.url)  # netrc credentials are the host's own
+        if auth is not None:
+            credentials.register_auth(auth)  # a Digest password never reaches the headers
         if auth is not None or "@" in (prepared.url or ""):
+            credentials.register_url(prepared.url)
             prepared.prepare_auth(auth, request.url)
         prepared.prepare_hooks(merge_hooks(request.hooks, self.hooks))
-        if self._closed:
-            self._auth_headers.publish()
-            self._closed = False
-        if prepared.url and self._auth_allowed(prepared.url):
+        if self.cookies._cookies:  # type: ignore[attr-defined]
+            credentials.register_jar(self.cookies)
+        credentials.register_headers(prepared.headers)  # before anything can send them
+        if allowed:
             explicit = {k.lower() for k in (request.headers or {})}
             for name, value in self._auth_headers.pairs():
                 if name.lower() not in explicit:
@@ -446,14 +467,25 @@ class Session(requests.Session):
         return _urls.origin_of(url) in self._auth_origins
 
     def rebuild_auth(self, prepared_request: PreparedRequest, response: Response) -> None:
-        """On a redirect, strip every auth header (not only Authorization) off-origin."""
-        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        """On a redirect off-origin, strip every credential header, not only Authorization.
+
+        The auth headers and every sensitive-named header (``X-API-Key``, ``session.auth``'s
+        Authorization ...) go only to the base origin and ``auth_origins``; a change of
+        scheme, host or port is a change of origin. Jar cookies follow RFC 6265 instead.
+        """
         old = _urls.origin_of(response.request.url or "")
-        new_url = prepared_request.url or ""
-        new = _urls.origin_of(new_url)
+        new = _urls.origin_of(prepared_request.url or "")
         if new != old and not (self._auth_origins and new in self._auth_origins):
+            jar_cookie = prepared_request.headers.get("Cookie")
+            for name in [n for n in prepared_request.headers if origin_bound(n)]:
+                del prepared_request.headers[name]
             for name in self._auth_headers:
                 prepared_request.headers.pop(name, None)
+            if jar_cookie is not None and prepared_request._cookies:  # type: ignore[attr-defined]
+                # resolve_redirects rebuilt Cookie from the jar for this URL: keep it.
+                prepared_request.headers["Cookie"] = jar_cookie
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        self._credentials.register_headers(prepared_request.headers)
 
     def merge_environment_settings(
         self,
@@ -570,6 +602,7 @@ class Session(requests.Session):
                 if self.trust_env and self._env.proxies
                 else dict(self.proxies or {})
             )
+        self._credentials.register_proxies(kwargs["proxies"])
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         allow_redirects = kwargs.pop("allow_redirects", True)
@@ -583,6 +616,7 @@ class Session(requests.Session):
         if "set-cookie" in r.headers or "set-cookie2" in r.headers:
             # cookielib reads only these headers; skipping the jar otherwise saves its locks.
             extract_cookies_to_jar(self.cookies, request, r.raw)
+            self._credentials.register_jar(self.cookies)
         history: list[Response] = []
         if allow_redirects and _may_follow(r, request):
             previous, call.redirecting = call.redirecting, True

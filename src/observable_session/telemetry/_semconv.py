@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from ..redaction._names import REDACTED as REDACTED  # redaction stands below telemetry
+
 SCOPE_NAME: Final = "observable_session"
 
 # -- attributes from the HTTP and URL conventions ------------------------------------
@@ -65,6 +67,3 @@ EVENT_ATTEMPT_FAILED: Final = "observable_session.attempt.failed"
 EVENT_RETRY_SCHEDULED: Final = "observable_session.retry.scheduled"
 EVENT_RETRIES_EXHAUSTED: Final = "observable_session.retries.exhausted"
 EVENT_REQUEST_COMPLETED: Final = "observable_session.request.completed"
-
-# The value that stands in for anything redacted.
-REDACTED: Final = "REDACTED"

@@ -1,0 +1,259 @@
+"""The value index: which registered secret atoms a text holds, in time independent of their number.
+
+Every atom of ``L >= S + K - 1`` characters is filed under its ``K``-character grams at
+offsets ``0 .. S-1``; any occurrence of it in a text then covers a gram that starts at a
+multiple of ``S``, so a text is checked with one dict lookup per ``S`` characters (C-speed
+slicing and ``isdisjoint``), whatever the number of atoms. Shorter atoms go to a finer tier
+or, under seven characters, to a small regular expression compiled lazily. Registering and
+unregistering are dict updates proportional to the atom's length: nothing is recompiled
+globally, so sessions can come and go by the thousand.
+
+A gram hit is verified (``atom in text``) before anything is replaced. Text holding an
+escape character is also checked in its decoded readings (:mod:`._decode`); a hit there is
+mapped back to the original span, which is replaced.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from typing import Final
+
+from ._decode import ESCAPES, MAX_ROUNDS, decode, decode_mapped
+from ._names import REDACTED
+
+__all__ = ["ValueIndex"]
+
+_PRESLICED: Final = 4096
+
+
+class _Tier:
+    """Atoms of at least ``min_length`` characters, filed by ``width``-grams every ``stride``."""
+
+    __slots__ = ("grams", "min_length", "peak", "slices", "stride", "width")
+
+    def __init__(self, width: int, stride: int) -> None:
+        self.width = width
+        self.stride = stride
+        self.min_length = stride + width - 1
+        self.grams: dict[str, tuple[str, ...]] = {}
+        self.peak = 0
+        self.slices = [slice(i, i + width) for i in range(0, _PRESLICED, stride)]
+
+    def keys_of(self, atom: str) -> set[str]:
+        w = self.width
+        return {atom[o : o + w] for o in range(self.stride)}
+
+    def add(self, atom: str) -> None:
+        grams = self.grams
+        for key in self.keys_of(atom):
+            grams[key] = (*grams.get(key, ()), atom)
+        self.peak = max(self.peak, len(grams))
+
+    def remove(self, atom: str) -> None:
+        grams = self.grams
+        for key in self.keys_of(atom):
+            rest = tuple(a for a in grams.get(key, ()) if a != atom)
+            if rest:
+                grams[key] = rest
+            else:
+                grams.pop(key, None)
+        if self.peak > 1024 and len(grams) < self.peak // 4:
+            # A dict never shrinks its table: copy it so closed sessions give memory back.
+            self.grams = dict(grams)
+            self.peak = len(self.grams)
+
+    def _grams_of(self, text: str) -> Iterable[str]:
+        count = (len(text) - self.width) // self.stride + 1
+        if count <= len(self.slices):
+            return map(text.__getitem__, self.slices[:count])
+        w = self.width
+        return (text[i : i + w] for i in range(0, len(text) - w + 1, self.stride))
+
+    def maybe_in(self, text: str) -> bool:
+        """Whether ``text`` may hold an atom (no false negatives)."""
+        return len(text) >= self.min_length and not self.grams.keys().isdisjoint(
+            self._grams_of(text)
+        )
+
+    def found_in(self, text: str, out: set[str]) -> None:
+        """Add to ``out`` the atoms ``text`` really holds."""
+        grams = self.grams
+        for key in self._grams_of(text):
+            for atom in grams.get(key, ()):
+                if atom in text:
+                    out.add(atom)
+
+
+class ValueIndex:
+    """Refcounted atoms (several owners may share one), each with the forms that hold it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refs: dict[str, int] = {}
+        # atom -> {form holding it -> count}: found via the atom, replaced longest first.
+        self._supers: dict[str, dict[str, int]] = {}
+        self._tiers = (_Tier(6, 16), _Tier(6, 8), _Tier(4, 4))
+        self._active: tuple[_Tier, ...] = ()
+        self._short: set[str] = set()
+        self._short_re: re.Pattern[str] | None = None
+        self._short_dirty = False
+        #: The longest form ever registered (never lowered): how far a cut must look ahead.
+        self.longest = 0
+
+    # -- writing (under the lock) ---------------------------------------------------
+    def add(self, supers: dict[str, frozenset[str]]) -> None:
+        """Register each atom of ``supers`` with the forms that hold it."""
+        with self._lock:
+            for atom, forms in supers.items():
+                count = self._refs.get(atom, 0)
+                self._refs[atom] = count + 1
+                held = self._supers.setdefault(atom, {})
+                for form in forms:
+                    held[form] = held.get(form, 0) + 1
+                    self.longest = max(self.longest, len(form))
+                if count == 0:
+                    self._file(atom, add=True)
+            self._refresh()
+
+    def remove(self, supers: dict[str, frozenset[str]]) -> None:
+        """Undo one :meth:`add` of ``supers``."""
+        with self._lock:
+            for atom, forms in supers.items():
+                count = self._refs.get(atom, 0) - 1
+                held = self._supers.get(atom, {})
+                for form in forms:
+                    left = held.get(form, 0) - 1
+                    if left > 0:
+                        held[form] = left
+                    else:
+                        held.pop(form, None)
+                if count > 0:
+                    self._refs[atom] = count
+                    continue
+                self._refs.pop(atom, None)
+                self._supers.pop(atom, None)
+                if count == 0:
+                    self._file(atom, add=False)
+            self._refresh()
+
+    def _file(self, atom: str, *, add: bool) -> None:
+        for tier in self._tiers:
+            if len(atom) >= tier.min_length:
+                if add:
+                    tier.add(atom)
+                else:
+                    tier.remove(atom)
+                return
+        if add:
+            self._short.add(atom)
+        else:
+            self._short.discard(atom)
+        self._short_dirty = True
+
+    def _refresh(self) -> None:
+        self._active = tuple(t for t in self._tiers if t.grams)
+        if self._short_dirty:
+            self._short_dirty = False
+            self._short_re = None
+            if self._short:
+                alternatives = sorted(self._short, key=lambda a: (-len(a), a))
+                self._short_re = re.compile("|".join(map(re.escape, alternatives)))
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    # -- reading (lock-free: every structure is swapped or updated atomically) ---------
+    def _scan(self, text: str, out: set[str] | None) -> bool:
+        hit = False
+        for tier in self._active:
+            if tier.maybe_in(text):
+                if out is None:
+                    return True
+                tier.found_in(text, out)
+                hit = True
+        short = self._short_re
+        if short is not None and short.search(text) is not None:
+            if out is None:
+                return True
+            out.update(short.findall(text))
+            hit = True
+        return hit
+
+    def find(self, text: str) -> set[str] | None:
+        """The atoms ``text`` holds, raw or in a decoded reading; ``None`` if none."""
+        if not self._active and self._short_re is None:
+            return None
+        found: set[str] = set()
+        self._scan(text, found)
+        if ESCAPES(text) is not None:
+            for reading in decode(text):
+                self._scan(reading, found)
+        return found or None
+
+    def replace(self, text: str, atoms: Iterable[str]) -> str:
+        """``text`` with every form holding one of ``atoms`` replaced, escaped or not."""
+        forms: set[str] = set()
+        for atom in atoms:
+            forms.add(atom)
+            forms.update(self._supers.get(atom, ()))
+        ordered = sorted(forms, key=len, reverse=True)
+        for _ in range(2):
+            for form in ordered:
+                if form in text:
+                    text = text.replace(form, REDACTED)
+            if ESCAPES(text) is not None:
+                text = _replace_spans(text, _decoded_spans(text, ordered))
+            left = self.find(text)
+            if not left or left.isdisjoint(forms):
+                return text
+        # An escape mix the span map could not undo: give the decoded text, masked.
+        readings = decode(text)
+        text = readings[-1] if readings else text
+        for form in ordered:
+            text = text.replace(form, REDACTED)
+        return text
+
+
+def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
+    """Spans of ``text`` whose decoded reading is one of ``forms``."""
+    spans: list[tuple[int, int]] = []
+    current = text
+    starts: list[int] | None = None
+    ends: list[int] | None = None
+    for _ in range(MAX_ROUNDS):
+        if ESCAPES(current) is None:
+            break
+        decoded, s, e = decode_mapped(current)
+        if decoded == current:
+            break
+        if starts is not None and ends is not None:
+            s = [starts[i] for i in s]
+            e = [ends[i - 1] for i in e]
+        for form in forms:
+            i = decoded.find(form)
+            while i >= 0:
+                spans.append((s[i], e[i + len(form) - 1]))
+                i = decoded.find(form, i + len(form))
+        current, starts, ends = decoded, s, e
+    return spans
+
+
+def _replace_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    if not spans:
+        return text
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out = []
+    pos = 0
+    for start, end in merged:
+        out.append(text[pos:start])
+        out.append(REDACTED)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)

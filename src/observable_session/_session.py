@@ -196,7 +196,7 @@ class Session(requests.Session):
         self._targets = TargetCache()
         self._prepared_urls: dict[str, str] = {}
         self._ua_lock = threading.Lock()
-        self._env = _Environment.read()
+        self._env_read: _Environment | None = None
         self._closed = False
         if headers:
             self.headers.update(headers)
@@ -276,9 +276,18 @@ class Session(requests.Session):
     def refresh_environment(self) -> None:
         """Re-read proxy, CA bundle and netrc settings from the environment.
 
-        Like httpx, the session reads them once, at creation, instead of on every request.
+        Like httpx, the session reads them once (at its first request) instead of on every
+        request.
         """
-        self._env = _Environment.read()
+        self._env_read = _Environment.read()
+
+    @property
+    def _env(self) -> _Environment:
+        # Read at first use: creating and closing a session (one per job) stays cheap.
+        env = self._env_read
+        if env is None:
+            env = self._env_read = _Environment.read()
+        return env
 
     def mount(self, prefix: str | bytes, adapter: BaseAdapter) -> None:
         """Register an adapter; one whose own ``max_retries`` would retry is refused.
@@ -341,7 +350,7 @@ class Session(requests.Session):
         self._targets = TargetCache()
         self._prepared_urls = {}
         self._ua_lock = threading.Lock()
-        self._env = _Environment.read()
+        self._env_read = None
         self._closed = False
 
     # -- preparing ----------------------------------------------------------------------

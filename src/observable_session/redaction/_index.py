@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable
 from typing import Final
 
-from ._decode import ESCAPES, MAX_ROUNDS, decode, decode_mapped
+from ._decode import MAX_ROUNDS, decode, decode_mapped, has_escapes
 from ._names import REDACTED
 
 __all__ = ["ValueIndex"]
@@ -28,40 +28,88 @@ __all__ = ["ValueIndex"]
 _PRESLICED: Final = 4096
 
 
-class _Tier:
-    """Atoms of at least ``min_length`` characters, filed by ``width``-grams every ``stride``."""
+def _crowd(bucket: str | dict[str, None] | None) -> int:
+    if bucket is None:
+        return 0
+    return 1 if type(bucket) is str else len(bucket)
 
-    __slots__ = ("grams", "min_length", "peak", "slices", "stride", "width")
+
+class _Tier:
+    """Atoms of at least ``min_length`` characters, filed by ``width``-grams every ``stride``.
+
+    An occurrence of an atom at text position ``t`` is seen through the atom's grams at
+    offsets ``o`` with ``o + t`` a multiple of the stride: one offset per residue class
+    ``o mod stride`` suffices, and any offset of the class will do. Each atom is filed under
+    the least crowded gram of each class, so atoms that share a prefix (every JWT starts
+    ``eyJhbGciOi``) do not pile up under one key.
+    """
+
+    __slots__ = ("filed", "first", "grams", "min_length", "peak", "slices", "stride", "width")
 
     def __init__(self, width: int, stride: int) -> None:
         self.width = width
         self.stride = stride
         self.min_length = stride + width - 1
-        self.grams: dict[str, tuple[str, ...]] = {}
+        # gram -> its atom, or a dict of its atoms (used as an ordered set) when shared.
+        self.grams: dict[str, str | dict[str, None]] = {}
+        self.filed: dict[str, tuple[str, ...]] = {}
         self.peak = 0
         self.slices = [slice(i, i + width) for i in range(0, _PRESLICED, stride)]
+        self.first = self.slices_at(0)
 
-    def keys_of(self, atom: str) -> set[str]:
-        w = self.width
-        return {atom[o : o + w] for o in range(self.stride)}
+    def slices_at(self, start: int) -> list[slice]:
+        """The gram slices at offsets ``start .. start + stride - 1``."""
+        return [slice(o, o + self.width) for o in range(start, start + self.stride)]
+
+    def _choose(self, atom: str) -> tuple[str, ...]:
+        grams, w, stride = self.grams, self.width, self.stride
+        chosen = []
+        for residue in range(stride):
+            best, crowd = "", -1
+            for o in range(residue, len(atom) - w + 1, stride):
+                gram = atom[o : o + w]
+                n = _crowd(grams.get(gram))
+                if n == 0:
+                    best = gram
+                    break
+                if crowd < 0 or n < crowd:
+                    best, crowd = gram, n
+            chosen.append(best)
+        return tuple(chosen)
 
     def add(self, atom: str) -> None:
         grams = self.grams
-        for key in self.keys_of(atom):
-            grams[key] = (*grams.get(key, ()), atom)
-        self.peak = max(self.peak, len(grams))
+        keys = tuple(map(atom.__getitem__, self.first))
+        if grams.keys().isdisjoint(keys) and len(set(keys)) == len(keys):
+            grams.update(dict.fromkeys(keys, atom))  # the common case, at C speed
+        else:
+            keys = self._choose(atom)
+            for key in set(keys):
+                bucket = grams.get(key)
+                if bucket is None:
+                    grams[key] = atom
+                elif isinstance(bucket, str):
+                    grams[key] = {bucket: None, atom: None}
+                else:
+                    bucket[atom] = None
+        self.filed[atom] = keys
+        if len(grams) > self.peak:
+            self.peak = len(grams)
 
     def remove(self, atom: str) -> None:
         grams = self.grams
-        for key in self.keys_of(atom):
-            rest = tuple(a for a in grams.get(key, ()) if a != atom)
-            if rest:
-                grams[key] = rest
-            else:
+        for key in set(self.filed.pop(atom, ())):
+            bucket = grams.get(key)
+            if bucket is None or bucket == atom:
                 grams.pop(key, None)
+            elif type(bucket) is dict:
+                bucket.pop(atom, None)
+                if len(bucket) == 1:
+                    grams[key] = next(iter(bucket))
         if self.peak > 1024 and len(grams) < self.peak // 4:
             # A dict never shrinks its table: copy it so closed sessions give memory back.
             self.grams = dict(grams)
+            self.filed = dict(self.filed)
             self.peak = len(self.grams)
 
     def _grams_of(self, text: str) -> Iterable[str]:
@@ -81,7 +129,15 @@ class _Tier:
         """Add to ``out`` the atoms ``text`` really holds."""
         grams = self.grams
         for key in self._grams_of(text):
-            for atom in grams.get(key, ()):
+            bucket = grams.get(key)
+            if bucket is None:
+                continue
+            if type(bucket) is str:
+                if bucket in text:
+                    out.add(bucket)
+                continue
+            # list() of a dict is one C call: a writer cannot change it mid-way.
+            for atom in list(bucket):
                 if atom in text:
                     out.add(atom)
 
@@ -187,7 +243,7 @@ class ValueIndex:
             return None
         found: set[str] = set()
         self._scan(text, found)
-        if ESCAPES(text) is not None:
+        if has_escapes(text):
             for reading in decode(text):
                 self._scan(reading, found)
         return found or None
@@ -203,7 +259,7 @@ class ValueIndex:
             for form in ordered:
                 if form in text:
                     text = text.replace(form, REDACTED)
-            if ESCAPES(text) is not None:
+            if has_escapes(text):
                 text = _replace_spans(text, _decoded_spans(text, ordered))
             left = self.find(text)
             if not left or left.isdisjoint(forms):
@@ -223,7 +279,7 @@ def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
     starts: list[int] | None = None
     ends: list[int] | None = None
     for _ in range(MAX_ROUNDS):
-        if ESCAPES(current) is None:
+        if not has_escapes(current):
             break
         decoded, s, e = decode_mapped(current)
         if decoded == current:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import itertools
 import sys
 import threading
@@ -25,7 +26,6 @@ GRACE_SECONDS: Final = 600.0
 #: How many forgotten owners are remembered at most (the oldest go first).
 GRACE_MAX_OWNERS: Final = 2048
 _SCALARS: Final = frozenset({int, float, bool})
-_DERIVED_MAX: Final = 8192
 # Every escape spelling of a character is at most this many times longer than it.
 _ESCAPE_GROWTH: Final = 16
 
@@ -60,14 +60,14 @@ class Redactor:
         self._index = ValueIndex()
         # owner key -> value -> its atoms: what forget() hands to the grace pool.
         self._owners: dict[int, dict[str, _Supers]] = {}
-        self._finalizers: dict[int, tuple[weakref.finalize[Any, Any], int]] = {}
+        # owner key -> (a weak reference whose callback reports the collection, its token)
+        self._finalizers: dict[int, tuple[weakref.ref[Any], int]] = {}
         self._pending: list[tuple[int, int]] = []
         self._tokens = itertools.count()
         self._grace: collections.deque[tuple[float, list[_Supers]]] = collections.deque()
         self._grace_seconds = grace_seconds
         self._grace_max = grace_max_owners
         self._clock = clock
-        self._derived: dict[str, _Supers] = {}
         self._names = NameRules(sensitive_names)
         self._name_cache = self._names.cache
         self._structure = Structure(self._names.detector_words(), self.is_sensitive_name)
@@ -80,15 +80,6 @@ class Redactor:
         return self.generation
 
     # -- registration ---------------------------------------------------------------
-    def _supers(self, value: str) -> _Supers:
-        found = self._derived.get(value)
-        if found is None:
-            found = _supers_of(value)
-            if len(self._derived) >= _DERIVED_MAX:
-                self._derived.clear()
-            self._derived[value] = found
-        return found
-
     def set_secrets(self, owner: object, values: Iterable[str]) -> None:
         """Replace the values registered for ``owner``: the new ones are masked first.
 
@@ -102,7 +93,7 @@ class Redactor:
         self._register(owner, values, replace=False)
 
     def _register(self, owner: object, values: Iterable[str], *, replace: bool) -> None:
-        wanted = {v: self._supers(v) for v in values if isinstance(v, str)}
+        wanted = {v: _supers_of(v) for v in values if isinstance(v, str)}
         key = id(owner)
         with self._lock:
             self._drain_locked()
@@ -121,23 +112,21 @@ class Redactor:
 
     def _watch(self, owner: object, key: int) -> None:
         current = self._finalizers.get(key)
-        if current is None or not current[0].alive:
+        if current is None or current[0]() is None:
             # No finalizer yet, or a dead owner's whose collection is still pending and whose
             # id this owner reuses: a fresh token keeps that pending drop from removing this
             # owner's secrets. An owner that cannot be weakly referenced keeps its values
             # until forget().
             token = next(self._tokens)
             with contextlib.suppress(TypeError):
-                finalizer = weakref.finalize(owner, self._collected, key, token)
-                self._finalizers[key] = (finalizer, token)
+                ref = weakref.ref(owner, functools.partial(self._collected, key, token))
+                self._finalizers[key] = (ref, token)
 
     def forget(self, owner: object, *, grace: bool = True) -> None:
         """Let go of ``owner``'s values: masked for the grace period unless ``grace=False``."""
         key = id(owner)
         with self._lock:
-            current = self._finalizers.pop(key, None)
-            if current is not None:
-                current[0].detach()
+            self._finalizers.pop(key, None)  # its callback, if it still runs, finds no token
             self._retire_locked(key, grace=grace)
             self._drain_locked()
 
@@ -157,17 +146,23 @@ class Redactor:
             self._index.remove(supers)
         self.generation = object()
 
-    def _expire_locked(self) -> None:
+    def _expire_locked(self, now: float | None = None) -> None:
         grace = self._grace
-        if grace and grace[0][0] <= self._clock():
+        if not grace:
+            return
+        if now is None:
             now = self._clock()
+        if grace[0][0] <= now:
             while grace and grace[0][0] <= now:
                 self._drop_graced(grace.popleft()[1])
 
-    def expire(self) -> None:
-        """Drop the forgotten owners' values whose grace period is over (also done lazily)."""
+    def expire(self, now: float | None = None) -> None:
+        """Drop the values whose grace period is over at ``now`` (the clock's time by default).
+
+        Done lazily by every registration and mask; a benchmark passes a later ``now``.
+        """
         with self._lock:
-            self._expire_locked()
+            self._expire_locked(now)
 
     def add_sensitive_names(self, *names: str) -> None:
         """Treat each of ``names`` (case-insensitive, ``-``/``_`` ignored) as sensitive."""
@@ -176,7 +171,7 @@ class Redactor:
             self._structure = Structure(rules.detector_words(), self.is_sensitive_name)
             self._names, self._name_cache = rules, rules.cache
 
-    def _collected(self, key: int, token: int) -> None:
+    def _collected(self, key: int, token: int, _ref: object = None) -> None:
         # Runs from the garbage collector, possibly while this thread holds the lock.
         self._pending.append((key, token))
         self._try_drain()
@@ -219,7 +214,7 @@ class Redactor:
             self._housekeeping()
         found = self._index.find(text)
         if found is None:
-            if self._structure.detect(text) is None:
+            if not self._structure.detect(text):
                 return text
             return self._structure.mask(text)
         return self._structure.mask(self._index.replace(text, found))
@@ -231,7 +226,7 @@ class Redactor:
         return self._structure.mask(text)
 
     def _may_hold(self, text: str) -> bool:
-        return self._structure.detect(text) is not None or self._index.find(text) is not None
+        return self._structure.detect(text) or self._index.find(text) is not None
 
     def mask_cut(self, text: str, limit: int) -> str:
         """``text`` masked, then cut to ``limit`` characters: no cut can split a secret.

@@ -214,7 +214,7 @@ class Redactor:
             self._housekeeping()
         found = self._index.find(text)
         if found is None:
-            if not self._structure.detect(text):
+            if self._structure.detect(text) is None:
                 return text
             return self._structure.mask(text)
         return self._structure.mask(self._index.replace(text, found))
@@ -226,7 +226,7 @@ class Redactor:
         return self._structure.mask(text)
 
     def _may_hold(self, text: str) -> bool:
-        return self._structure.detect(text) or self._index.find(text) is not None
+        return self._structure.detect(text) is not None or self._index.find(text) is not None
 
     def mask_cut(self, text: str, limit: int) -> str:
         """``text`` masked, then cut to ``limit`` characters: no cut can split a secret.

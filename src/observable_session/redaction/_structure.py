@@ -84,38 +84,21 @@ def _key_detector(names: Iterable[str]) -> str:
 class Structure:
     """Masks by shape; built once per set of sensitive names."""
 
-    __slots__ = ("_cores", "_keys", "_scheme", "_sensitive", "_userinfo")
+    __slots__ = ("_sensitive", "detect")
 
     def __init__(self, names: Iterable[str], sensitive: Callable[[str], bool]) -> None:
         self._sensitive = sensitive
-        self._scheme = re.compile(f"[ \t]{_scheme_detector()}").search
-        self._userinfo = re.compile(rf"://[^ \t\r\n/?#@]*{_POSSESSIVE}@").search
-        names = list(names)
-        self._keys = re.compile(f"[?&;#]{_key_detector(names)}").search
-        self._cores = tuple(sorted({_core(name) for name in names}))
-
-    def detect(self, text: str) -> bool:
-        """Whether ``text`` may need masking by shape (a cheap, over-eager first test).
-
-        Plain substring tests (C speed) decide which of the three patterns are worth running.
-        """
-        if "@" in text and self._userinfo(text) is not None:
-            return True
-        seps = [i for i in map(text.find, "?&;#") if i >= 0]
-        blank = " " in text or "\t" in text
-        if not (seps or blank):
-            return False
-        low = text.lower()
-        if seps:
-            first = min(seps)  # a query key starts after a separator: search from there
-            tail = low[first:]
-            if any(core in tail for core in self._cores) and self._keys(text, first):
-                return True
-        return (
-            blank
-            and ("bearer" in low or "basic" in low or "token" in low)
-            and self._scheme(text) is not None
-        )
+        alternatives = [
+            " " + _scheme_detector(),
+            r"\t" + _scheme_detector(),
+            rf"://[^ \t\r\n/?#@]*{_POSSESSIVE}@",
+        ]
+        key = _key_detector(names)
+        # One alternative per separator: each starts with a literal, so the compiled
+        # pattern's first-character set is small and ordinary text is skipped in C.
+        alternatives += [re.escape(sep) + key for sep in "?&;#"]
+        #: Anything that may need masking by shape (a cheap, over-eager first test).
+        self.detect = re.compile("|".join(alternatives)).search
 
     def mask(self, text: str) -> str:
         """``text`` with userinfo, sensitive query values and scheme credentials REDACTED."""

@@ -75,7 +75,7 @@ def atoms(value: str) -> frozenset[str]:
         if not part.isascii():
             found.add(part.encode("utf-8", "surrogatepass").decode("latin-1"))
     found |= {f.replace("+", " ") for f in found if "+" in f}
-    for part in (value, value.strip(), *(p for p in parts if p != value)):
+    for part in parts:  # the value and the credential, each as given and stripped
         if len(part) >= MIN_FORM_LENGTH:
             found |= _base64_forms(part)
     return frozenset(f for f in found if len(f) >= MIN_FORM_LENGTH)

@@ -15,6 +15,7 @@ mapped back to the original span, which is replaced.
 
 from __future__ import annotations
 
+import collections
 import re
 import threading
 from collections.abc import Iterable
@@ -79,7 +80,10 @@ class _Tier:
 
     def add(self, atom: str) -> None:
         grams = self.grams
-        keys = tuple(map(atom.__getitem__, self.first))
+        # The last ``stride`` grams cover every residue class; a secret's tail is far less
+        # often shared than its head (a scheme, a JWT header, a key prefix such as sk-live-).
+        tail = atom[-self.min_length :]
+        keys = tuple(map(tail.__getitem__, self.first))
         if grams.keys().isdisjoint(keys) and len(set(keys)) == len(keys):
             grams.update(dict.fromkeys(keys, atom))  # the common case, at C speed
         else:
@@ -98,7 +102,13 @@ class _Tier:
 
     def remove(self, atom: str) -> None:
         grams = self.grams
-        for key in set(self.filed.pop(atom, ())):
+        keys = self.filed.pop(atom, ())
+        held = list(map(grams.get, keys))
+        if held.count(atom) == len(held) and len(set(keys)) == len(keys):
+            # Every key is this atom's alone (the common case): drop them at C speed.
+            collections.deque(map(grams.pop, keys), maxlen=0)
+            keys = ()
+        for key in set(keys):
             bucket = grams.get(key)
             if bucket is None or bucket == atom:
                 grams.pop(key, None)
@@ -148,9 +158,9 @@ class ValueIndex:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._refs: dict[str, int] = {}
-        # atom -> {form holding it -> count}: found via the atom, replaced longest first.
-        self._supers: dict[str, dict[str, int]] = {}
+        # atom -> the form sets of each registration holding it (its length is the refcount):
+        # found via the atom, every form of them is replaced, longest first.
+        self._supers: dict[str, list[frozenset[str]]] = {}
         self._tiers = (_Tier(6, 16), _Tier(6, 8), _Tier(4, 4))
         self._active: tuple[_Tier, ...] = ()
         self._short: set[str] = set()
@@ -163,36 +173,32 @@ class ValueIndex:
     def add(self, supers: dict[str, frozenset[str]]) -> None:
         """Register each atom of ``supers`` with the forms that hold it."""
         with self._lock:
+            known = self._supers
             for atom, forms in supers.items():
-                count = self._refs.get(atom, 0)
-                self._refs[atom] = count + 1
-                held = self._supers.setdefault(atom, {})
-                for form in forms:
-                    held[form] = held.get(form, 0) + 1
-                    self.longest = max(self.longest, len(form))
-                if count == 0:
+                held = known.get(atom)
+                if held is None:
+                    known[atom] = [forms]
                     self._file(atom, add=True)
+                else:
+                    held.append(forms)
+                longest = max(map(len, forms))
+                if longest > self.longest:
+                    self.longest = longest
             self._refresh()
 
     def remove(self, supers: dict[str, frozenset[str]]) -> None:
         """Undo one :meth:`add` of ``supers``."""
         with self._lock:
+            known = self._supers
             for atom, forms in supers.items():
-                count = self._refs.get(atom, 0) - 1
-                held = self._supers.get(atom, {})
-                for form in forms:
-                    left = held.get(form, 0) - 1
-                    if left > 0:
-                        held[form] = left
-                    else:
-                        held.pop(form, None)
-                if count > 0:
-                    self._refs[atom] = count
+                held = known.get(atom)
+                if held is None:
                     continue
-                self._refs.pop(atom, None)
-                self._supers.pop(atom, None)
-                if count == 0:
-                    self._file(atom, add=False)
+                if len(held) > 1:
+                    held.remove(forms)
+                    continue
+                del known[atom]
+                self._file(atom, add=False)
             self._refresh()
 
     def _file(self, atom: str, *, add: bool) -> None:
@@ -210,7 +216,9 @@ class ValueIndex:
         self._short_dirty = True
 
     def _refresh(self) -> None:
-        self._active = tuple(t for t in self._tiers if t.grams)
+        active = tuple(t for t in self._tiers if t.grams)
+        if active != self._active:
+            self._active = active
         if self._short_dirty:
             self._short_dirty = False
             self._short_re = None
@@ -219,7 +227,7 @@ class ValueIndex:
                 self._short_re = re.compile("|".join(map(re.escape, alternatives)))
 
     def __len__(self) -> int:
-        return len(self._refs)
+        return len(self._supers)
 
     # -- reading (lock-free: every structure is swapped or updated atomically) ---------
     def _scan(self, text: str, out: set[str] | None) -> bool:
@@ -276,7 +284,8 @@ class ValueIndex:
         forms: set[str] = set()
         for atom in atoms:
             forms.add(atom)
-            forms.update(self._supers.get(atom, ()))
+            for held in list(self._supers.get(atom, ())):
+                forms.update(held)
         ordered = sorted(forms, key=len, reverse=True)
         for _ in range(2):
             for form in ordered:

@@ -295,6 +295,19 @@ def test_sensitive_call_header_is_masked(echo: EchoServer) -> None:
     assert leaks("call-level-token-98765", text) == []
 
 
+def test_header_of_a_request_sent_directly_is_masked(echo: EchoServer) -> None:
+    """A PreparedRequest built outside the session and sent with send() is covered too."""
+    prepared = requests.Request(
+        "GET", echo.url + "/json-escaped", headers={"X-API-Key": "direct-send-key-24680"}
+    ).prepare()
+    with quiet(echo.url) as s:
+        response = s.send(prepared)
+        from observable_session._failures import http_error
+
+        text = everything(http_error(response))
+    assert response.status_code == 401 and leaks("direct-send-key-24680", text) == []
+
+
 def test_session_auth_password_is_masked(echo: EchoServer) -> None:
     """session.auth Basic: the header, the decoded pair and the password are masked."""
     with quiet(echo.url) as s:

@@ -447,7 +447,6 @@ class Session(requests.Session):
         prepared.prepare_hooks(merge_hooks(request.hooks, self.hooks))
         if self.cookies._cookies:  # type: ignore[attr-defined]
             credentials.register_jar(self.cookies)
-        credentials.register_headers(prepared.headers)  # before anything can send them
         if allowed:
             explicit = {k.lower() for k in (request.headers or {})}
             for name, value in self._auth_headers.pairs():
@@ -494,7 +493,6 @@ class Session(requests.Session):
                 # resolve_redirects rebuilt Cookie from the jar for this URL: keep it.
                 prepared_request.headers["Cookie"] = jar_cookie
         super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
-        self._credentials.register_headers(prepared_request.headers)
 
     def merge_environment_settings(
         self,
@@ -611,6 +609,9 @@ class Session(requests.Session):
                 if self.trust_env and self._env.proxies
                 else dict(self.proxies or {})
             )
+        # Every hop passes here (a prepared request sent directly, a redirect): what it
+        # carries is registered before it goes on the wire.
+        self._credentials.register_headers(request.headers)
         self._credentials.register_proxies(kwargs["proxies"])
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout

@@ -296,7 +296,8 @@ def scraped(prometheus: str, metrics_endpoint: tuple[MeterProvider, int], upstre
         "retries_connect": 1,
         "timeout": 2.0,
     }
-    session = observable_session.Session(base_url=upstream, **options)
+    # Retries for every kind of fault, however many there are: no budget on this one.
+    session = observable_session.Session(base_url=upstream, retry_budget=None, **options)
     refused = observable_session.Session(base_url=_refused_base_url(), **options)
     calls = _calls(session, refused)
     # Spread the calls over a few scrapes so that rate() sees them increase.

@@ -19,12 +19,14 @@ from .errors import (
     ApiTimeout,
     ApiTooManyRedirects,
     AttemptRecord,
+    CircuitOpenError,
     DeadlineExceeded,
     InvalidConfigError,
     InvalidURLError,
     RequestsApiError,
 )
 from .logs import RedactingFilter, add_trace_context, configure_logging
+from .policies import BreakerState, CircuitBreaker, RetryBudget
 from .redaction import RedactingSpanExporter, Redactor, redact_event
 
 __all__ = [
@@ -39,6 +41,9 @@ __all__ = [
     "ApiTimeout",
     "ApiTooManyRedirects",
     "AttemptRecord",
+    "BreakerState",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "DeadlineExceeded",
     "InvalidConfigError",
     "InvalidURLError",
@@ -46,6 +51,7 @@ __all__ = [
     "RedactingSpanExporter",
     "Redactor",
     "RequestsApiError",
+    "RetryBudget",
     "RetryPolicy",
     "Session",
     "__version__",

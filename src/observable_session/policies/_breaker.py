@@ -174,11 +174,7 @@ class CircuitBreaker:
     def record(self, origin: Origin, failed: bool) -> Transition | None:
         """The outcome of an attempt to ``origin``; returns the transition it caused, if any."""
         with self._lock:
-            circuit = self._circuits.get(origin)
-            if circuit is None:
-                if not failed:
-                    return None  # an origin that only succeeds needs no state
-                circuit = self._add(origin)
+            circuit = self._circuits.get(origin) or self._add(origin)
             now = self._clock()
             if circuit.state is BreakerState.HALF_OPEN:
                 return self._settle_probe(circuit, failed, now)

@@ -649,3 +649,23 @@ def test_broken_meter_never_breaks_a_request(upstream: Upstream) -> None:
             s.get("/down")
         assert s.get("/ok", circuit_breaker=None).status_code == 200
     provider.shutdown()
+
+
+def test_tls_errors_neither_open_nor_close_the_breaker(upstream: Upstream) -> None:
+    """https:// to a plain-HTTP port fails the TLS handshake (final): not counted."""
+    cb = CircuitBreaker(minimum_throughput=2)
+    tls_url = upstream.url.replace("http://", "https://")
+    with make(tls_url, retry_budget=None, circuit_breaker=cb) as s:
+        for _ in range(5):
+            with pytest.raises(requests.exceptions.SSLError):
+                s.get("/x")
+    assert cb.states() == [] or all(state.level == 0 for _, state in cb.states())
+
+
+def test_429_is_not_a_breaker_failure(upstream: Upstream) -> None:
+    """Throttling (429) is a healthy server saying "slow down": the circuit stays closed."""
+    upstream.script("/busy", Reply(429))
+    cb = CircuitBreaker(minimum_throughput=4)
+    with make(upstream.url, retry_budget=None, circuit_breaker=cb) as s:
+        failing_calls(s, "/busy", 10)
+    assert upstream.hits("/busy") == 10

@@ -73,7 +73,7 @@ def _check_mode(value: object) -> str:
     raise InvalidConfigError('retry_after_exceeded must be "cap" or "raise"')
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: frozen slotted dataclasses do not unpickle on 3.10
 class OverloadPolicy:
     """What protects an upstream from this session: budget, breaker, keys, Retry-After rule."""
 
@@ -211,7 +211,9 @@ class CallGuard:
         breaker = self._policy.breaker
         if breaker is not None:
             if error is not None:
-                failed = classify_error(error) != "final"
+                if classify_error(error) == "final":
+                    return  # a TLS or proxy error says nothing about the upstream's health
+                failed = True
             else:
                 assert response is not None
                 failed = response.status_code in self._forcelist

@@ -669,3 +669,56 @@ def test_429_is_not_a_breaker_failure(upstream: Upstream) -> None:
     with make(upstream.url, retry_budget=None, circuit_breaker=cb) as s:
         failing_calls(s, "/busy", 10)
     assert upstream.hits("/busy") == 10
+
+
+def test_denials_by_breaker_and_retry_after_are_counted(upstream: Upstream, otel: Otel) -> None:
+    """circuit_open and retry_after denials: counter by reason, span event on the logical span."""
+    upstream.script("/x", Reply(503))
+    upstream.script("/later", Reply(503, headers={"Retry-After": "600"}))
+    cb = CircuitBreaker(minimum_throughput=2)
+    options: dict[str, Any] = {"retry_budget": None, "circuit_breaker": cb}
+    with make(upstream.url, **options, **otel.providers()) as s:
+        with pytest.raises(ApiHTTPError):
+            s.get("/x")  # two attempts open the circuit, the third is denied
+        with pytest.raises(ApiHTTPError):
+            s.get("/later", retry_after_exceeded="raise", circuit_breaker=None)
+    counts = {
+        p.attributes[sc.RETRY_DENIED_BY]: p.value for p in otel.points(sc.METRIC_RETRIES_DENIED)
+    }
+    assert counts == {"circuit_open": 1, "retry_after": 1}
+    events = [
+        dict(e.attributes)
+        for span in otel.spans("INTERNAL")
+        for e in span.events
+        if e.name == sc.RETRY_DENIED_EVENT
+    ]
+    assert [e[sc.RETRY_DENIED_BY] for e in events] == ["circuit_open", "retry_after"]
+    assert events[0][sc.HTTP_REQUEST_RESEND_COUNT] == 2
+
+
+def test_one_budget_holds_under_racing_threads(upstream: Upstream) -> None:
+    """Eight threads sharing a session in an outage: retries stop after a handful in all."""
+    import threading
+
+    upstream.script("/down", Reply(503))
+    barrier = threading.Barrier(8)
+    with make(upstream.url) as s:
+
+        def work() -> None:
+            barrier.wait()
+            for _ in range(25):
+                with pytest.raises(ApiHTTPError):
+                    s.get("/down")
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        budget = s.retry_budget
+        assert budget is not None
+        assert budget.tokens(("http", "127.0.0.1", upstream.port)) == 0.0
+    retries = upstream.hits("/down") - 200
+    # A retry is checked after its own failure is charged, so only the first four failures
+    # (tokens 9, 8, 7, 6) can ever see more than half: four retries at most, however racing.
+    assert 0 < retries <= 4

@@ -112,9 +112,9 @@ def test_thread_safe_under_racing_threads() -> None:
 @pytest.mark.parametrize("name", ["max_tokens", "token_ratio"])
 def test_invalid_arguments_are_refused(name: str, bad: object) -> None:
     """NaN, infinities, zero, negatives and wrong types: InvalidConfigError naming the argument."""
-    with pytest.raises(InvalidConfigError, match=name) as info:
+    with pytest.raises(InvalidConfigError) as info:
         RetryBudget(**{name: bad})  # type: ignore[arg-type]
-    assert repr(bad) not in str(info.value) or repr(bad) in ("0", "-1")
+    assert str(info.value) == f"{name} must be a finite number > 0"  # the rule, not the value
 
 
 def test_ratio_above_max_is_refused() -> None:

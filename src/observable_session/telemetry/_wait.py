@@ -120,9 +120,6 @@ class WaitRecorder:
         error_type: str | None,
     ) -> None:
         """Close the span, record duration and polls, log ``completed`` or ``failed``."""
-        if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
-            self._token = None
         span = self._span
         if self._inst is not None:
             with _G_WAIT_END:
@@ -139,6 +136,10 @@ class WaitRecorder:
                     attrs = {**self._attrs, sc.WAIT_OUTCOME: outcome}
                     self._waits.duration.record(duration, attrs)
                     self._waits.polls.record(polls, attrs)
+        # Detached only now, so that the points' exemplars link to the wait's trace.
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self._token = None
         fields: dict[str, Any] = {
             "method": self.method,
             "url_template": self.template,

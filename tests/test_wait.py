@@ -392,3 +392,32 @@ def test_bad_target_is_refused(upstream: Upstream, no_sleep: list[float]) -> Non
         with pytest.raises(InvalidConfigError, match="path_params"):
             api.wait(submitted, until=_done, path_params={"a": "b"})
     assert upstream.hits() == 1
+
+
+def test_poll_giving_up_early_does_not_end_the_wait_early(upstream: Upstream) -> None:
+    """A poll whose retry backoff does not fit: the wait polls on and times out on time."""
+    upstream.script("/j", Reply(503, {"message": "busy"}))
+    with Session(base_url=upstream.url, backoff_factor=5) as api:
+        started = time.monotonic()
+        with pytest.raises(WaitTimeout) as info:
+            api.wait("/j", until=_done, interval=0.1, multiplier=1, jitter=0, deadline=0.5)
+        elapsed = time.monotonic() - started
+    assert 0.45 <= elapsed <= 0.6
+    assert info.value.polls >= 3
+    assert isinstance(info.value.__cause__, BaseException)
+    assert info.value.response is not None and info.value.response.status_code == 503
+
+
+def test_streamed_poll_responses_are_released(upstream: Upstream, no_sleep: list[float]) -> None:
+    """With stream=True, a poll response the wait moves past is closed (its connection freed)."""
+    upstream.script("/j", *_job("RUNNING", "RUNNING", "DONE"))
+    seen: list[requests.Response] = []
+
+    def until(response: requests.Response) -> bool:
+        seen.append(response)
+        return _done(response)
+
+    with _session(upstream, no_sleep) as api:
+        final = api.wait("/j", until=until, stream=True)
+    assert final is seen[-1]
+    assert all(r.raw.closed for r in seen[:-1])

@@ -71,6 +71,8 @@ _REQUEST_KWARGS = frozenset(
         "url_template",
     }
 )
+#: A poll that ran into the wait's deadline with less than this left ends the wait at once.
+_DEADLINE_SLACK_S = 0.05
 _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
@@ -292,6 +294,7 @@ class _Wait:
         self.deadline_at = self.started + deadline if deadline is not None else None
         self.polls = 0
         self.last: Response | None = None
+        self.deadline_cause: DeadlineExceeded | None = None
         self.recorder = WaitRecorder(session._telemetry, settings.method, target.route)
 
     def run(self) -> Response:
@@ -335,7 +338,11 @@ class _Wait:
                     return response
             pause, from_retry_after = self._next_pause(step, response)
             step = min(settings.max_interval, step * settings.multiplier)
-            if failure is not None and not self._room_for(pause):
+            if (
+                failure is not None
+                and failure is not self.deadline_cause
+                and not self._room_for(pause)
+            ):
                 raise failure
             self._pause(pause, from_retry_after)
 
@@ -343,7 +350,10 @@ class _Wait:
         """One poll; a failure that lets the wait go on is returned, any other raised."""
         remaining = self._remaining()
         if remaining is not None and remaining <= 0:
-            raise self._timeout(None)
+            raise self._timeout(self.deadline_cause)
+        self.deadline_cause = None
+        if self.last is not None:
+            self.last.close()  # a streamed poll response must not hold its connection
         own = self.session.deadline
         cut = remaining is not None and (own is None or remaining <= own)
         poll_deadline = remaining if cut else own
@@ -358,12 +368,21 @@ class _Wait:
                 **self.target.kwargs,
             )
         except DeadlineExceeded as exc:
-            if cut:  # the wait's own deadline, cut for this poll, ran out
-                raise self._timeout(exc)  # noqa: B904 - the cause is set, masked
+            self.last = exc.response if exc.response is not None else self.last
+            if cut:
+                # The wait's own deadline, cut for this poll. The poll may have given up
+                # early (its next retry's backoff did not fit): then the wait still pauses
+                # and polls while there is room, and times out at the deadline, not before.
+                left = self._remaining()
+                if left is None or left <= _DEADLINE_SLACK_S:
+                    raise self._timeout(exc)  # noqa: B904 - the cause is set, masked
+                self.deadline_cause = exc
+                return None, exc
             if not _retryable_error(method, exc):
                 raise
             return None, exc
         except RequestsApiError as exc:
+            self.last = exc.response if exc.response is not None else self.last
             if not _retryable_error(method, exc):
                 raise
             return None, exc
@@ -397,7 +416,7 @@ class _Wait:
         if remaining is not None and seconds >= remaining:
             if remaining > 0:
                 self.session._sleep(remaining)
-            raise self._timeout(None)
+            raise self._timeout(self.deadline_cause)
         self.recorder.poll_scheduled(seconds, from_retry_after, self.polls + 1)
         if seconds > 0:
             self.session._sleep(seconds)

@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 import requests
+import structlog
+import structlog.testing
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import TracerProvider
 from structlog.testing import capture_logs
 
@@ -176,3 +179,38 @@ def test_broken_telemetry_does_not_change_the_result(upstream: Upstream, otel: O
     ) as api:
         assert _done(api.wait("/j", until=_done))
     assert upstream.hits("/j") == 2
+
+
+def test_a_failing_log_chain_does_not_change_the_result(upstream: Upstream, otel: Otel) -> None:
+    """A structlog processor that raises on wait events neither breaks nor changes the wait."""
+
+    def explode(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        if str(event.get("event", "")).startswith("observable_session.wait."):
+            raise RuntimeError("broken log chain")
+        return event
+
+    upstream.script("/ok", Reply(200, {"state": "DONE"}))
+    upstream.script("/bad", Reply(200, {"state": "FAILED"}))
+    structlog.configure(processors=[explode, structlog.testing.LogCapture()])
+    try:
+        with _session(upstream, otel) as api:
+            assert _done(api.wait("/ok", until=_done))
+            with pytest.raises(WaitFailed):
+                api.wait("/bad", until=_done, fail_when=_failed)
+    finally:
+        structlog.reset_defaults()
+
+
+def test_suppressed_instrumentation_records_no_wait_span(upstream: Upstream, otel: Otel) -> None:
+    """When the caller suppressed instrumentation there is no WAIT span and no wait point."""
+    upstream.script("/j", Reply(200, {"state": "DONE"}))
+    token = otel_context.attach(
+        otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+    )
+    try:
+        with _session(upstream, otel) as api:
+            assert _done(api.wait("/j", until=_done))
+    finally:
+        otel_context.detach(token)
+    assert otel.spans() == []
+    assert otel.points(sc.METRIC_WAIT_DURATION) == []

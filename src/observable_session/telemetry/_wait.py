@@ -9,6 +9,7 @@ The wait instruments are created once per meter and kept here, apart from the pe
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from typing import Any
@@ -148,10 +149,13 @@ class WaitRecorder:
             "status_code": status,
             "duration_s": round(duration, 6),
         }
-        ids = _record._ids(span)
-        # Looked up at call time: the library's log helper may be reconfigured or replaced.
-        log = _record._log
-        if outcome == "done":
-            log.info(sc.EVENT_WAIT_COMPLETED, **fields, **ids)
-        else:
-            log.warning(sc.EVENT_WAIT_FAILED, **fields, error_type=error_type, **ids)
+        # A logging chain that raises cannot report its own failure: it is swallowed here,
+        # so that it never replaces what the wait returns or raises.
+        with contextlib.suppress(Exception):
+            ids = _record._ids(span)
+            # Looked up at call time: the library's log helper may be reconfigured.
+            log = _record._log
+            if outcome == "done":
+                log.info(sc.EVENT_WAIT_COMPLETED, **fields, **ids)
+            else:
+                log.warning(sc.EVENT_WAIT_FAILED, **fields, error_type=error_type, **ids)

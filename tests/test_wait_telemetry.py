@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -214,3 +215,40 @@ def test_suppressed_instrumentation_records_no_wait_span(upstream: Upstream, ote
         otel_context.detach(token)
     assert otel.spans() == []
     assert otel.points(sc.METRIC_WAIT_DURATION) == []
+
+
+def test_concurrent_waits_keep_their_own_polls(upstream: Upstream, otel: Otel) -> None:
+    """Threads waiting at once on one session: each WAIT span parents exactly its own polls."""
+    count = 16
+    for n in range(count):
+        upstream.script(
+            f"/jobs/{n}", Reply(200, {"state": "RUNNING"}), Reply(200, {"state": "DONE"})
+        )
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+    with _session(upstream, otel) as api:
+
+        def work(n: int) -> None:
+            barrier.wait(timeout=10)
+            try:
+                api.wait("/jobs/{job_id}", path_params={"job_id": str(n)}, until=_done)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert errors == []
+    waits = {s.context.span_id: s for s in otel.spans() if s.name.startswith("WAIT")}
+    polls = [s for s in otel.spans("INTERNAL") if s.name == "GET /jobs/{job_id}"]
+    assert len(waits) == count and len(polls) == 2 * count
+    children: dict[int, int] = {}
+    for poll in polls:
+        assert poll.parent is not None and poll.parent.span_id in waits
+        assert poll.context.trace_id == waits[poll.parent.span_id].context.trace_id
+        children[poll.parent.span_id] = children.get(poll.parent.span_id, 0) + 1
+    assert set(children.values()) == {2}
+    (point,) = otel.points(sc.METRIC_WAIT_POLLS)
+    assert point.count == count and point.sum == 2 * count

@@ -101,13 +101,17 @@ def test_retry_after_on_202_sets_the_next_pause(upstream: Upstream, no_sleep: li
         Reply(202, {"state": "RUNNING"}, {"Retry-After": "60"}),
         Reply(202, {"state": "RUNNING"}, {"Retry-After": "-5"}),
         Reply(202, {"state": "RUNNING"}, {"Retry-After": "soon"}),
+        Reply(202, {"state": "RUNNING"}, {"Retry-After": "9" * 400}),
+        Reply(202, {"state": "RUNNING"}, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}),
+        Reply(202, {"state": "RUNNING"}, {"Retry-After": "nan"}),
         *_job("DONE"),
     )
     with _session(upstream, no_sleep) as api:
         api.wait("/j", until=_done, interval=1, multiplier=1, max_interval=10, jitter=0)
     # 3 as told; 60 capped at 10; a negative value is invalid and an unparseable one ignored:
-    # both fall back to the interval.
-    assert no_sleep == [3.0, 10.0, 1.0, 1.0]
+    # both fall back to the interval; a 400-digit one is capped; a date in the past means now
+    # (no sleep at all); "nan" is not a number of seconds.
+    assert no_sleep == [3.0, 10.0, 1.0, 1.0, 10.0, 1.0]
 
 
 def test_retry_after_zero_polls_at_once(upstream: Upstream, no_sleep: list[float]) -> None:

@@ -154,6 +154,7 @@ def exported() -> dict[str, set[str]]:
         for _ in range(4):
             with contextlib.suppress(observable_session.RequestsApiError):
                 guarded.get("/down/{job_id}", path_params={"job_id": "7"})
+        session.wait("/jobs/{job_id}", path_params={"job_id": "7"}, until=lambda r: True)
         text = generate_latest(registry).decode()
     finally:
         session.close()
@@ -350,6 +351,14 @@ REQUIRED = {
     ),
     "breaker transitions": r"circuit_breaker_from_state, .*circuit_breaker_to_state\) \(increase\(",
     "calls rejected by the breaker": r"rate\(observable_session_circuit_breaker_rejected_total",
+    "wait time quantiles": (
+        r"histogram_quantile\(0\.95, sum by \(le, url_template\) "
+        r"\(rate\(observable_session_wait_duration_seconds_bucket"
+    ),
+    "waits by outcome": (
+        r"by \(url_template, observable_session_wait_outcome\) "
+        r"\(rate\(observable_session_wait_duration_seconds_count"
+    ),
 }
 
 

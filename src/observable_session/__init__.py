@@ -24,6 +24,8 @@ from .errors import (
     InvalidConfigError,
     InvalidURLError,
     RequestsApiError,
+    WaitFailed,
+    WaitTimeout,
 )
 from .logs import RedactingFilter, add_trace_context, configure_logging
 from .policies import BreakerState, CircuitBreaker, RetryBudget
@@ -54,6 +56,8 @@ __all__ = [
     "RetryBudget",
     "RetryPolicy",
     "Session",
+    "WaitFailed",
+    "WaitTimeout",
     "__version__",
     "add_trace_context",
     "configure_logging",

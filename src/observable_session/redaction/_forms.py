@@ -66,6 +66,30 @@ def _base64_forms(part: str) -> set[str]:
     return {std, std.replace("+", "-").replace("/", "_")}
 
 
+_PERCENT: Final = re.compile(r"%[0-9A-F]{2}")
+
+
+def _url_cut_forms(part: str) -> set[str]:
+    """A value holding ``#`` or ``?`` is cut there when it goes into a URL.
+
+    What is left (``::{#`` sent in a query is ``::%7B``) is no longer the value, so it is
+    registered as requests spells it, with upper- and lower-case escapes.
+    """
+    from requests.models import PreparedRequest  # only for such values: requests is slow
+
+    found: set[str] = set()
+    for probe, marker in (("http://h/?q=", "?q="), ("http://h/p/", "/p/")):
+        try:
+            prepared = PreparedRequest()
+            prepared.prepare_url(probe + part, None)
+        except Exception:  # a value requests refuses has no URL spelling
+            continue
+        url = prepared.url or ""
+        form = url[url.index(marker) + len(marker) :] if marker in url else ""
+        found |= {form, _PERCENT.sub(lambda m: m.group(0).lower(), form)}
+    return found
+
+
 def atoms(value: str) -> frozenset[str]:
     """The forms of ``value`` the matcher looks for (each 4+ characters)."""
     parts = _credential_parts(value)
@@ -75,6 +99,9 @@ def atoms(value: str) -> frozenset[str]:
         if not part.isascii():
             found.add(part.encode("utf-8", "surrogatepass").decode("latin-1"))
     found |= {f.replace("+", " ") for f in found if "+" in f}
+    for part in parts:
+        if "#" in part or "?" in part:
+            found |= _url_cut_forms(part)
     for part in parts:  # the value and the credential, each as given and stripped
         if len(part) >= MIN_FORM_LENGTH:
             found |= _base64_forms(part)

@@ -626,3 +626,18 @@ def test_reused_id_of_a_collected_owner_keeps_the_new_secrets() -> None:
             return
         del second
     pytest.skip("the allocator never reused the id in 50 trials")
+
+
+def test_set_grace_shortens_the_pool_at_once() -> None:
+    """set_grace applies to values already in the grace pool."""
+    r = Redactor(clock=FakeClock())
+    owners = [Owner() for _ in range(3)]
+    for i, owner in enumerate(owners):
+        r.set_secrets(owner, [f"{TOKEN}-grace-{i}"])
+        r.forget(owner)
+    r.set_grace(600, 1)
+    assert [r.mask(f"{TOKEN}-grace-{i}") for i in range(3)] == [
+        f"{TOKEN}-grace-0",
+        f"{TOKEN}-grace-1",
+        REDACTED,
+    ]

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from .redaction import DEFAULT_REDACTOR
 
-__all__ = ["MAX_BYTES", "MIN_COOKIE_LENGTH", "Credentials"]
+__all__ = ["MAX_BYTES", "MAX_COOKIE_BYTES", "MIN_COOKIE_LENGTH", "Credentials", "origin_bound"]
 
 #: Credential text a session keeps masked while it lives (auth values, headers, passwords).
 MAX_BYTES: Final = 64 * 1024

@@ -1,12 +1,13 @@
-"""The value index: which registered secret atoms a text holds, in time independent of their number.
+"""The value index: which registered atoms a text holds, in time independent of their number.
 
-Every atom of ``L >= S + K - 1`` characters is filed under its ``K``-character grams at
-offsets ``0 .. S-1``; any occurrence of it in a text then covers a gram that starts at a
-multiple of ``S``, so a text is checked with one dict lookup per ``S`` characters (C-speed
-slicing and ``isdisjoint``), whatever the number of atoms. Shorter atoms go to a finer tier
-or, under seven characters, to a small regular expression compiled lazily. Registering and
-unregistering are dict updates proportional to the atom's length: nothing is recompiled
-globally, so sessions can come and go by the thousand.
+Every atom of ``L >= S + K - 1`` characters is filed under ``S`` of its ``K``-character
+grams, one for each residue of their offsets modulo ``S`` (its last ``S`` grams, unless one
+is crowded); any occurrence of it in a text then covers one of them at a multiple of ``S``,
+so a text is checked with one dict lookup per ``S`` characters (C-speed slicing and
+``isdisjoint``), whatever the number of atoms. Shorter atoms go to a finer tier or, under
+seven characters, to a small regular expression compiled lazily. Registering and
+unregistering are ``S`` dict updates per atom: nothing is recompiled globally, so sessions
+can come and go by the thousand.
 
 A gram hit is verified (``atom in text``) before anything is replaced. Text holding an
 escape character is also checked in its decoded readings (:mod:`._decode`); a hit there is
@@ -161,6 +162,7 @@ class ValueIndex:
         # atom -> the form sets of each registration holding it (its length is the refcount):
         # found via the atom, every form of them is replaced, longest first.
         self._supers: dict[str, list[frozenset[str]]] = {}
+        self._peak = 0
         self._tiers = (_Tier(6, 16), _Tier(6, 8), _Tier(4, 4))
         self._active: tuple[_Tier, ...] = ()
         self._short: set[str] = set()
@@ -179,6 +181,8 @@ class ValueIndex:
                 if held is None:
                     known[atom] = [forms]
                     self._file(atom, add=True)
+                    if len(known) > self._peak:
+                        self._peak = len(known)
                 else:
                     held.append(forms)
                 longest = max(map(len, forms))
@@ -199,6 +203,9 @@ class ValueIndex:
                     continue
                 del known[atom]
                 self._file(atom, add=False)
+            if self._peak > 1024 and len(known) < self._peak // 4:
+                self._supers = dict(known)  # give the table back (dicts never shrink)
+                self._peak = len(self._supers)
             self._refresh()
 
     def _file(self, atom: str, *, add: bool) -> None:

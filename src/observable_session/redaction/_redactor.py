@@ -24,7 +24,7 @@ __all__ = ["GRACE_MAX_OWNERS", "GRACE_SECONDS", "Redactor"]
 #: How long the values of a forgotten (closed or collected) owner stay masked.
 GRACE_SECONDS: Final = 600.0
 #: How many forgotten owners are remembered at most (the oldest go first).
-GRACE_MAX_OWNERS: Final = 256
+GRACE_MAX_OWNERS: Final = 64
 _SCALARS: Final = frozenset({int, float, bool})
 # Every escape spelling of a character is at most this many times longer than it.
 _ESCAPE_GROWTH: Final = 16
@@ -60,6 +60,7 @@ class Redactor:
         self._index = ValueIndex()
         # owner key -> value -> its atoms: what forget() hands to the grace pool.
         self._owners: dict[int, dict[str, _Supers]] = {}
+        self._peak_owners = 0
         # owner key -> (a weak reference whose callback reports the collection, its token)
         self._finalizers: dict[int, tuple[weakref.ref[Any], int]] = {}
         self._pending: list[tuple[int, int]] = []
@@ -132,6 +133,11 @@ class Redactor:
 
     def _retire_locked(self, key: int, *, grace: bool) -> None:
         values = self._owners.pop(key, None)
+        self._peak_owners = max(self._peak_owners, len(self._owners) + 1)
+        if self._peak_owners > 1024 and len(self._owners) < self._peak_owners // 4:
+            # Dicts never shrink their tables: copy them once most owners are gone.
+            self._owners, self._finalizers = dict(self._owners), dict(self._finalizers)
+            self._peak_owners = len(self._owners)
         if not values:
             return
         if grace and self._grace_seconds > 0 and self._grace_max > 0:
@@ -155,6 +161,17 @@ class Redactor:
         if grace[0][0] <= now:
             while grace and grace[0][0] <= now:
                 self._drop_graced(grace.popleft()[1])
+
+    def set_grace(self, seconds: float, max_owners: int) -> None:
+        """Keep forgotten owners' values masked ``seconds`` long, for ``max_owners`` at most.
+
+        More costs memory: each remembered session's values stay indexed (and pin the
+        allocator pages they sit on) until they expire.
+        """
+        with self._lock:
+            self._grace_seconds, self._grace_max = seconds, max_owners
+            while len(self._grace) > max(max_owners, 0):
+                self._drop_graced(self._grace.popleft()[1])
 
     def expire(self, now: float | None = None) -> None:
         """Drop the values whose grace period is over at ``now`` (the clock's time by default).

@@ -19,12 +19,16 @@ from .errors import (
     ApiTimeout,
     ApiTooManyRedirects,
     AttemptRecord,
+    CircuitOpenError,
     DeadlineExceeded,
     InvalidConfigError,
     InvalidURLError,
     RequestsApiError,
+    WaitFailed,
+    WaitTimeout,
 )
 from .logs import RedactingFilter, add_trace_context, configure_logging
+from .policies import BreakerState, CircuitBreaker, RetryBudget
 from .redaction import RedactingSpanExporter, Redactor, redact_event
 
 __all__ = [
@@ -39,6 +43,9 @@ __all__ = [
     "ApiTimeout",
     "ApiTooManyRedirects",
     "AttemptRecord",
+    "BreakerState",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "DeadlineExceeded",
     "InvalidConfigError",
     "InvalidURLError",
@@ -46,8 +53,11 @@ __all__ = [
     "RedactingSpanExporter",
     "Redactor",
     "RequestsApiError",
+    "RetryBudget",
     "RetryPolicy",
     "Session",
+    "WaitFailed",
+    "WaitTimeout",
     "__version__",
     "add_trace_context",
     "configure_logging",

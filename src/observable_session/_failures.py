@@ -62,12 +62,12 @@ def _detail(response: Response) -> str:
             error,
         ):
             if isinstance(candidate, str) and candidate:
-                return candidate[:1000]
+                return DEFAULT_REDACTOR.mask_cut(candidate, 1000)  # mask, then cut
     try:
         text = response.text
     except (requests.RequestException, RuntimeError):
         text = ""
-    return text.strip()[:1000]
+    return DEFAULT_REDACTOR.mask_cut(text.strip(), 1000)
 
 
 _ERROR_CLASSES: tuple[tuple[type[BaseException], type[RequestsApiError]], ...] = (

@@ -46,6 +46,7 @@ from . import _urls
 if TYPE_CHECKING:
     from requests.sessions import _Settings
 from ._auth import AuthHeaders
+from ._credentials import Credentials, origin_bound
 from ._failures import deadline_error, http_error, wrap
 from ._retry import RetryPolicy, error_type
 from ._version import __version__
@@ -54,6 +55,14 @@ from .errors import (
     InvalidConfigError,
     InvalidURLError,
     RequestsApiError,
+)
+from .policies import CircuitBreaker, RetryBudget
+from .policies._pipeline import (
+    DENIED_BY_RETRY_AFTER,
+    KEEP,
+    CallGuard,
+    OverloadPolicy,
+    annotate_response_error,
 )
 from .redaction import DEFAULT_REDACTOR
 from .telemetry._instruments import Telemetry
@@ -75,6 +84,7 @@ class _CallOptions:
 
     url_template: str | None
     deadline: float | None
+    overload: OverloadPolicy | None = None
 
 
 @dataclass(slots=True)
@@ -87,6 +97,7 @@ class _Call:
     deadline_at: float | None
     retry: Retry
     recorder: CallRecorder
+    guard: CallGuard
     attempts: int = 0
     history: list[AttemptRecord] = field(default_factory=list)
     redirecting: bool = False
@@ -141,6 +152,13 @@ class Session(requests.Session):
         tracer_provider: Where spans go; the global provider by default.
         meter_provider: Where metric points go; the global provider by default.
         sleep: The function that sleeps between attempts (tests pass a recorder).
+        retry_budget: Retry throttling per origin (gRPC A6); a fresh
+            ``RetryBudget(max_tokens=10, token_ratio=0.1)`` by default, ``None`` turns it off.
+        circuit_breaker: A :class:`CircuitBreaker` per origin; off (``None``) by default.
+        idempotency_key: ``True`` (``Idempotency-Key``) or a header name: every POST and
+            PATCH gets a UUID4 key, the same on every attempt and hop. Default ``False``.
+        retry_after_exceeded: ``"cap"`` (default) waits at most ``retry_after_max``;
+            ``"raise"`` ends the call with the HTTP error carrying ``retry_after`` instead.
     """
 
     def __init__(
@@ -163,6 +181,10 @@ class Session(requests.Session):
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        retry_budget: RetryBudget | None = KEEP,
+        circuit_breaker: CircuitBreaker | None = None,
+        idempotency_key: bool | str = False,
+        retry_after_exceeded: str = "cap",
         **kwargs: Any,
     ) -> None:
         # Validate everything before touching any state: no half-built session.
@@ -176,14 +198,25 @@ class Session(requests.Session):
             retry_after_max=retry_after_max,
             retry_post_on_status=retry_post_on_status,
         )
+        overload = OverloadPolicy.build(
+            retry_budget=RetryBudget() if retry_budget is KEEP else retry_budget,
+            circuit_breaker=circuit_breaker,
+            idempotency_key=idempotency_key,
+            retry_after_exceeded=retry_after_exceeded,
+            retry_after_max=policy.retry_after_max,
+        )
         origins = self._check_origins(base, auth_origins)
         _check_deadline(deadline)
-        auth = AuthHeaders(auth_headers)
+        credentials = Credentials()
+        auth = AuthHeaders(auth_headers, credentials=credentials)
+        credentials.register_url(base)
         super().__init__(*args, **kwargs)
         self._base_url = base
+        self._credentials = credentials
         self._auth_headers = auth
         self._auth_origins = origins
         self._policy = policy
+        self._overload = overload
         self.timeout = timeout
         self.deadline = deadline
         self.raise_for_status = raise_for_status
@@ -192,7 +225,7 @@ class Session(requests.Session):
         self._targets = TargetCache()
         self._prepared_urls: dict[str, str] = {}
         self._ua_lock = threading.Lock()
-        self._env = _Environment.read()
+        self._env_read: _Environment | None = None
         self._closed = False
         if headers:
             self.headers.update(headers)
@@ -233,6 +266,7 @@ class Session(requests.Session):
             new_origin = _urls.origin_of(base)
             assert new_origin is not None
             origins.add(new_origin)
+        self._credentials.register_url(base)
         self._base_url = base
         self._auth_origins = frozenset(origins)
 
@@ -243,16 +277,24 @@ class Session(requests.Session):
 
     @auth_headers.setter
     def auth_headers(self, value: Mapping[str, str] | None) -> None:
-        # The old values stay masked until the session is closed: a request already sent
-        # with them may still fail and have them echoed back.
-        new = AuthHeaders(value, retired=self._auth_headers.values_ever())
-        self._auth_headers.forget()
-        self._auth_headers = new
+        # The new values are registered before the mapping is swapped in; the old ones stay
+        # masked while the session lives: a request already sent may still echo them.
+        self._auth_headers = AuthHeaders(value, credentials=self._credentials)
 
     @property
     def retry_policy(self) -> RetryPolicy:
         """The immutable retry settings of this session."""
         return self._policy
+
+    @property
+    def retry_budget(self) -> RetryBudget | None:
+        """The session's retry budget (``None``: off)."""
+        return self._overload.budget
+
+    @property
+    def circuit_breaker(self) -> CircuitBreaker | None:
+        """The session's circuit breaker (``None``: off)."""
+        return self._overload.breaker
 
     def add_user_agent(self, user_agent: str) -> None:
         """Append ``user_agent`` to the User-Agent header unless that token is already there."""
@@ -273,9 +315,18 @@ class Session(requests.Session):
     def refresh_environment(self) -> None:
         """Re-read proxy, CA bundle and netrc settings from the environment.
 
-        Like httpx, the session reads them once, at creation, instead of on every request.
+        Like httpx, the session reads them once (at its first request) instead of on every
+        request.
         """
-        self._env = _Environment.read()
+        self._env_read = _Environment.read()
+
+    @property
+    def _env(self) -> _Environment:
+        # Read at first use: creating and closing a session (one per job) stays cheap.
+        env = self._env_read
+        if env is None:
+            env = self._env_read = _Environment.read()
+        return env
 
     def mount(self, prefix: str | bytes, adapter: BaseAdapter) -> None:
         """Register an adapter; one whose own ``max_retries`` would retry is refused.
@@ -290,18 +341,21 @@ class Session(requests.Session):
         super().mount(prefix, adapter)
 
     def close(self) -> None:
-        """Close the adapters and forget this session's secrets in the redactor.
+        """Close the adapters; the redactor keeps this session's secrets for its grace period.
 
-        A closed session can still send (as requests allows); its secrets are then
-        registered again before the next request is prepared.
+        An error handled after ``with Session(...)`` is still masked (see
+        :data:`observable_session.redaction.GRACE_SECONDS`). A closed session can still
+        send (as requests allows); its secrets are then registered again before the next
+        request is prepared.
         """
         super().close()
-        self._auth_headers.forget()
+        self._credentials.close()
         self._closed = True
 
     def __repr__(self) -> str:
+        base = DEFAULT_REDACTOR.mask_url(self._base_url) if self._base_url else None
         return (
-            f"<{type(self).__module__.split('.')[0]}.Session base_url={self._base_url!r} "
+            f"<{type(self).__module__.split('.')[0]}.Session base_url={base!r} "
             f"auth_headers={self._auth_headers!r}>"
         )
 
@@ -312,6 +366,7 @@ class Session(requests.Session):
         "_auth_headers",
         "_auth_origins",
         "_policy",
+        "_overload",
         "timeout",
         "deadline",
         "raise_for_status",
@@ -327,12 +382,15 @@ class Session(requests.Session):
         for name in self._OWN_STATE:
             setattr(self, name, state.pop(name))
         super().__setstate__(state)  # type: ignore[misc]
+        self._credentials = Credentials()
+        self._credentials.register_url(self._base_url)
+        self._auth_headers.bind(self._credentials)
         self._sleep = time.sleep
         self._telemetry = Telemetry()
         self._targets = TargetCache()
         self._prepared_urls = {}
         self._ua_lock = threading.Lock()
-        self._env = _Environment.read()
+        self._env_read = None
         self._closed = False
 
     # -- preparing ----------------------------------------------------------------------
@@ -346,6 +404,10 @@ class Session(requests.Session):
         url_template: str | None = None,
         deadline: float | None = _UNSET,
         raise_for_status: bool | None = None,
+        retry_budget: RetryBudget | None = KEEP,
+        circuit_breaker: CircuitBreaker | None = KEEP,
+        idempotency_key: bool | str = KEEP,
+        retry_after_exceeded: str = KEEP,
         **kwargs: Any,
     ) -> Response:
         """Construct, prepare and send a request; raise on 4xx/5xx after retries.
@@ -358,6 +420,10 @@ class Session(requests.Session):
             url_template: The route to report as ``url.template`` (low cardinality).
             deadline: Seconds for the whole logical request; overrides the session's.
             raise_for_status: Overrides the session's ``raise_for_status``.
+            retry_budget: Overrides the session's retry budget for this call (``None``: off).
+            circuit_breaker: Overrides the session's circuit breaker (``None``: off).
+            idempotency_key: Overrides the session's ``idempotency_key``.
+            retry_after_exceeded: Overrides the session's ``retry_after_exceeded``.
             *args: As for ``requests.Session.request``.
             **kwargs: As for ``requests.Session.request``.
         """
@@ -373,7 +439,13 @@ class Session(requests.Session):
         route = _urls.template_path(self._base_url, template) if template else None
         if deadline is not _UNSET:
             _check_deadline(deadline)
-        options = _CallOptions(route, self.deadline if deadline is _UNSET else deadline)
+        overload = self._overload.override(
+            retry_budget=retry_budget,
+            circuit_breaker=circuit_breaker,
+            idempotency_key=idempotency_key,
+            retry_after_exceeded=retry_after_exceeded,
+        )
+        options = _CallOptions(route, self.deadline if deadline is _UNSET else deadline, overload)
         token = _PENDING.set(options)
         failure: RequestsApiError | None = None
         try:
@@ -388,8 +460,58 @@ class Session(requests.Session):
             raise failure
         should_raise = self.raise_for_status if raise_for_status is None else raise_for_status
         if should_raise and response.status_code >= 400:
-            raise http_error(response)
+            raise annotate_response_error(http_error(response), response)
         return response
+
+    def wait(
+        self,
+        target: str | Response,
+        *,
+        until: Callable[[Response], object],
+        fail_when: Callable[[Response], object] | None = None,
+        interval: float = 1.0,
+        max_interval: float = 30.0,
+        multiplier: float = 1.5,
+        jitter: float = 0.1,
+        deadline: float | None = None,
+        method: str = "GET",
+        **request_kwargs: Any,
+    ) -> Response:
+        """Poll ``target`` until ``until(response)`` is true; one span, one deadline.
+
+        Args:
+            target: A URL (relative to ``base_url``; ``path_params``/``url_template`` as
+                for ``request``), or a submit call's Response: its ``Operation-Location``,
+                else its ``Location``, is polled.
+            until: Ends the wait with the response it is true for.
+            fail_when: Ends the wait with :class:`WaitFailed` (checked first).
+            interval: Seconds between the first two polls; then times ``multiplier``.
+            max_interval: Cap on every pause, a ``Retry-After`` included.
+            multiplier: Growth of the pause after each poll (>= 1).
+            jitter: Each computed pause is scaled by a random factor in
+                ``[1 - jitter, 1 + jitter]``.
+            deadline: Seconds for the whole wait, sleeps included (default: the
+                session's); then :class:`WaitTimeout`.
+            method: The polls' method.
+            **request_kwargs: Passed to every poll's ``request`` (headers, params, ...).
+
+        See :mod:`observable_session._wait` for when a failing poll ends the wait.
+        """
+        from ._wait import wait
+
+        return wait(
+            self,
+            target,
+            until=until,
+            fail_when=fail_when,
+            interval=interval,
+            max_interval=max_interval,
+            multiplier=multiplier,
+            jitter=jitter,
+            deadline=deadline,
+            method=method,
+            request_kwargs=request_kwargs,
+        )
 
     def prepare_request(self, request: Request) -> PreparedRequest:
         """Prepare ``request`` as requests does, then add the auth headers where allowed."""
@@ -397,9 +519,11 @@ class Session(requests.Session):
         if not isinstance(cookies, CookieJar):
             cookies = cookiejar_from_dict(cookies)
         merged_cookies = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies), cookies)
-        auth = request.auth
-        if self.trust_env and not auth and not self.auth and self._env.netrc:
-            auth = get_netrc_auth(request.url)
+        credentials = self._credentials
+        if self._closed:
+            self._auth_headers.bind(credentials)
+            credentials.register_url(self._base_url)
+            self._closed = False
         # PreparedRequest.prepare, step by step, with two shortcuts that change nothing:
         # a URL without params is prepared once per session (parsing and requoting cost
         # more than the rest of the preparation), and auth from the URL is looked for only
@@ -408,17 +532,26 @@ class Session(requests.Session):
         prepared.prepare_method(request.method.upper() if request.method else request.method)
         params = _merge(request.params, self.params)
         self._prepare_url(prepared, request.url, params)
+        allowed = bool(prepared.url) and self._auth_allowed(prepared.url or "")
         prepared.prepare_headers(_merge(request.headers, self.headers, CaseInsensitiveDict))
+        if not allowed:
+            # Credential headers follow the auth_headers origin rule, wherever they were set.
+            for name in [n for n in prepared.headers if origin_bound(n)]:
+                del prepared.headers[name]
         prepared.prepare_cookies(merged_cookies)
         prepared.prepare_body(request.data, request.files, request.json)
-        auth = merge_setting(auth, self.auth)
+        auth = merge_setting(request.auth, self.auth) if allowed else None
+        if auth is None and self.trust_env and self._env.netrc:
+            auth = get_netrc_auth(request.url)  # netrc credentials are the host's own
+        if auth is not None:
+            credentials.register_auth(auth)  # a Digest password never reaches the headers
         if auth is not None or "@" in (prepared.url or ""):
+            credentials.register_url(prepared.url)
             prepared.prepare_auth(auth, request.url)
         prepared.prepare_hooks(merge_hooks(request.hooks, self.hooks))
-        if self._closed:
-            self._auth_headers.publish()
-            self._closed = False
-        if prepared.url and self._auth_allowed(prepared.url):
+        if self.cookies._cookies:  # type: ignore[attr-defined]
+            credentials.register_jar(self.cookies)
+        if allowed:
             explicit = {k.lower() for k in (request.headers or {})}
             for name, value in self._auth_headers.pairs():
                 if name.lower() not in explicit:
@@ -446,14 +579,24 @@ class Session(requests.Session):
         return _urls.origin_of(url) in self._auth_origins
 
     def rebuild_auth(self, prepared_request: PreparedRequest, response: Response) -> None:
-        """On a redirect, strip every auth header (not only Authorization) off-origin."""
-        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        """On a redirect off-origin, strip every credential header, not only Authorization.
+
+        The auth headers and every sensitive-named header (``X-API-Key``, ``session.auth``'s
+        Authorization ...) go only to the base origin and ``auth_origins``; a change of
+        scheme, host or port is a change of origin. Jar cookies follow RFC 6265 instead.
+        """
         old = _urls.origin_of(response.request.url or "")
-        new_url = prepared_request.url or ""
-        new = _urls.origin_of(new_url)
+        new = _urls.origin_of(prepared_request.url or "")
         if new != old and not (self._auth_origins and new in self._auth_origins):
+            jar_cookie = prepared_request.headers.get("Cookie")
+            for name in [n for n in prepared_request.headers if origin_bound(n)]:
+                del prepared_request.headers[name]
             for name in self._auth_headers:
                 prepared_request.headers.pop(name, None)
+            if jar_cookie is not None and prepared_request._cookies:  # type: ignore[attr-defined]
+                # resolve_redirects rebuilt Cookie from the jar for this URL: keep it.
+                prepared_request.headers["Cookie"] = jar_cookie
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
 
     def merge_environment_settings(
         self,
@@ -488,6 +631,7 @@ class Session(requests.Session):
         template = kwargs.pop("url_template", None)
         deadline = kwargs.pop("deadline", _UNSET)
         options = _PENDING.get()
+        overload = options.overload if options is not None else None
         active = _ACTIVE.get()
         if (
             options is None
@@ -508,7 +652,7 @@ class Session(requests.Session):
         if deadline is _UNSET:
             deadline = self.deadline
         _check_deadline(deadline)
-        return self._send_logical(request, kwargs, template, deadline)
+        return self._send_logical(request, kwargs, template, deadline, overload)
 
     def _send_logical(
         self,
@@ -516,6 +660,7 @@ class Session(requests.Session):
         kwargs: dict[str, Any],
         template: str | None,
         deadline: float | None,
+        overload: OverloadPolicy | None = None,
     ) -> Response:
         """Open the logical request, run its hops, close it: one span, one duration point."""
         start = time.perf_counter()
@@ -524,15 +669,20 @@ class Session(requests.Session):
             instruments = self._telemetry.instruments()
         except Exception:  # a broken provider must not break the request
             instruments = None
+        recorder = CallRecorder(instruments, method, template)
         call = _Call(
             session=self,
             method=method,
             deadline=deadline,
             deadline_at=time.monotonic() + deadline if deadline is not None else None,
             retry=self._policy.start(),
-            recorder=CallRecorder(instruments, method, template),
+            recorder=recorder,
+            guard=(overload or self._overload).start(
+                instruments, recorder, method, self._policy.status_forcelist
+            ),
         )
         call.recorder.start(self._targets.get(request.url or ""))
+        request = call.guard.prepare(request)
         token = _ACTIVE.set(call)
         response: Response | None = None
         failure: BaseException | None = None
@@ -554,9 +704,11 @@ class Session(requests.Session):
             status, _error_type_of(status, failure), call.attempts, time.perf_counter() - start
         )
         if failure is not None:
-            raise failure
+            raise call.guard.annotate(failure)
         assert response is not None
         response._observable_session = (call.attempts, tuple(call.history))  # type: ignore[attr-defined]
+        if call.guard.denied is not None:
+            response._observable_session_denied = (call.guard.denied, call.guard.retry_after)  # type: ignore[attr-defined]
         return response
 
     def _send_hop(self, request: PreparedRequest, call: _Call, kwargs: dict[str, Any]) -> Response:
@@ -570,6 +722,10 @@ class Session(requests.Session):
                 if self.trust_env and self._env.proxies
                 else dict(self.proxies or {})
             )
+        # Every hop passes here (a prepared request sent directly, a redirect): what it
+        # carries is registered before it goes on the wire.
+        self._credentials.register_headers(request.headers)
+        self._credentials.register_proxies(kwargs["proxies"])
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         allow_redirects = kwargs.pop("allow_redirects", True)
@@ -583,6 +739,7 @@ class Session(requests.Session):
         if "set-cookie" in r.headers or "set-cookie2" in r.headers:
             # cookielib reads only these headers; skipping the jar otherwise saves its locks.
             extract_cookies_to_jar(self.cookies, request, r.raw)
+            self._credentials.register_jar(self.cookies)
         history: list[Response] = []
         if allow_redirects and _may_follow(r, request):
             previous, call.redirecting = call.redirecting, True
@@ -619,20 +776,33 @@ class Session(requests.Session):
         timeout = _bounded_timeout(kwargs["timeout"], call)
         if timeout is _EXPIRED:
             raise deadline_error(call, None, None)
+        guard = call.guard
+        guard.admit(request.url or "", call.attempts, tuple(call.history))
         while True:
             started = time.perf_counter()
             response, error = self._attempt(adapter, request, call, dict(kwargs, timeout=timeout))
             duration = time.perf_counter() - started
             decision = self._policy.decide(
-                call.retry, call.method, response=response, error=error, replayable=replayable
+                call.retry,
+                call.method,
+                response=response,
+                error=error,
+                replayable=replayable,
+                keyed=guard.keyed,
             )
+            guard.attempted(request.url or "", response, error, decision)
             status = response.status_code if response is not None else None
             err = _error_type_of(status, error)
             expired = call.deadline_at is not None and (
                 time.monotonic() + decision.backoff >= call.deadline_at
             )
-            if decision.retry is None or expired:
+            denied = None
+            if decision.retry is not None and not expired:
+                denied = guard.may_retry(request.url or "", decision, response, call.attempts)
+            if decision.retry is None or expired or denied is not None:
                 call.history.append(AttemptRecord(status, err, duration))
+                if denied == DENIED_BY_RETRY_AFTER and response is not None:
+                    raise guard.retry_after_error(response, call.attempts, tuple(call.history))
                 if decision.exhausted or decision.retry is not None:
                     call.recorder.retries_exhausted(call.attempts, decision.reason, expired)
                 if expired and (decision.retry is not None or isinstance(error, requests.Timeout)):

@@ -9,7 +9,8 @@ Every exception is rooted at :class:`RequestsApiError`, and each also subclasses
           ├── ApiConnectionError      (+ requests.ConnectionError) refused, DNS, reset, truncated
           │    ├── ApiConnectTimeout   (+ ApiTimeout, requests.ConnectTimeout)
           │    ├── ApiSSLError         (+ requests.exceptions.SSLError)
-          │    └── ApiProxyError       (+ requests.exceptions.ProxyError)
+          │    ├── ApiProxyError       (+ requests.exceptions.ProxyError)
+          │    └── CircuitOpenError                                open circuit: nothing sent
           ├── ApiTooManyRedirects     (+ requests.TooManyRedirects)
           ├── ApiContentDecodingError (+ requests.exceptions.ContentDecodingError)
           ├── ApiTimeout              (+ requests.Timeout)         connect or read timeout
@@ -44,6 +45,7 @@ __all__ = [
     "ApiTimeout",
     "ApiTooManyRedirects",
     "AttemptRecord",
+    "CircuitOpenError",
     "DeadlineExceeded",
     "InvalidConfigError",
     "InvalidURLError",
@@ -78,7 +80,16 @@ class RequestsApiError(requests.RequestException):
         status_code: Its status code, or ``None``.
         attempts: How many attempts the logical request made.
         history: One :class:`AttemptRecord` per attempt, in order.
+        retry_denied: Why a retry the policy wanted was not made, if one was denied:
+            ``"budget"`` (the retry budget), ``"circuit_open"`` (the circuit breaker) or
+            ``"retry_after"`` (``Retry-After`` above ``retry_after_max`` with
+            ``retry_after_exceeded="raise"``); else ``None``.
+        retry_after: Seconds the server asked to wait (``Retry-After``) when
+            ``retry_denied == "retry_after"``, else ``None``.
     """
+
+    retry_denied: str | None = None
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -157,3 +168,66 @@ class InvalidURLError(RequestsApiError, requests.exceptions.InvalidURL):
 
 class InvalidConfigError(RequestsApiError, ValueError):
     """A constructor or call argument is invalid; the message names it, never its value."""
+
+
+class CircuitOpenError(ApiConnectionError):
+    """The origin's circuit breaker is open: the call failed at once, no socket was opened.
+
+    Attributes:
+        retry_in: Seconds until the breaker lets a probe through (0.0 when one is in flight).
+    """
+
+    retry_in: float = 0.0
+
+
+# -- waiting for a job (Session.wait) --------------------------------------------------
+#
+#     RequestsApiError
+#      ├── WaitFailed          fail_when matched a poll's response
+#      └── ApiTimeout
+#           └── DeadlineExceeded
+#                └── WaitTimeout  the wait's deadline ran out, sleeps included
+
+
+class _WaitErrorMixin:
+    """What a wait error carries beyond a request error: the poll count."""
+
+    polls: int
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_wait, (type(self), str(self), self.polls))
+
+
+def _rebuild_wait(
+    cls: type[WaitFailed | WaitTimeout], message: str, polls: int
+) -> RequestsApiError:
+    return cls(message, polls=polls)
+
+
+class WaitFailed(_WaitErrorMixin, RequestsApiError):
+    """``Session.wait``'s ``fail_when`` matched: the job failed.
+
+    Attributes:
+        response: The poll response that matched ``fail_when``.
+        polls: How many polls the wait made.
+    """
+
+    def __init__(self, message: str, *, response: Response | None = None, polls: int = 0) -> None:
+        super().__init__(message, response=response)
+        self.polls = polls
+
+
+class WaitTimeout(_WaitErrorMixin, DeadlineExceeded):
+    """``Session.wait``'s deadline ran out before ``until`` matched (sleeps included).
+
+    Attributes:
+        response: The last poll response, or ``None`` if no poll answered.
+        polls: How many polls the wait made.
+    """
+
+    def __init__(self, message: str, *, response: Response | None = None, polls: int = 0) -> None:
+        super().__init__(message, response=response)
+        self.polls = polls
+
+
+__all__ += ["WaitFailed", "WaitTimeout"]

@@ -77,9 +77,10 @@ def _html(value: str, rng: random.Random, p: float, ascii_only: bool) -> str:
         if choice == 0 and name:
             out.append(f"&{name};")
         elif choice == 1:
-            out.append(f"&#{ord(ch)};")
+            out.append(f"&#{ord(ch):0{rng.choice([1, 4])}d};")  # leading zeros are allowed
         else:
-            out.append(f"&#{rng.choice('xX')}{_hex_case(format(ord(ch), 'x'), rng)};")
+            digits = _hex_case(f"{ord(ch):0{rng.choice([1, 4])}x}", rng)
+            out.append(f"&#{rng.choice('xX')}{digits};")
     return "".join(out)
 
 

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -502,6 +502,9 @@ class Capture:
             body=response.text,
         )
         _APP_STDLIB.info("reply %s %s %s %s", response.url, hops, response.text, response.headers)
+        # What a debugging job runner prints: the raw bytes, and the headers it sent.
+        _APP_LOG.debug("raw reply", content=response.content, history=response.history)
+        _APP_STDLIB.debug("sent %r, got %r", response.request.headers, response.content)
 
 
 @contextlib.contextmanager
@@ -784,7 +787,7 @@ def _echo_placed(
         session = _placed_session(echo, cap, place, secret)
         kwargs = _call_kwargs(place, secret)
         if place == "Set-Cookie":
-            cap.call(lambda: session.get("/login"))
+            session.get("/login")  # logging it is test_a_cookie_set_by_the_server_is_masked...
         for where in ("json", "jsonraw", "html", "text", "header"):
             params = _echo_params(header, part, where, spelling)
             cap.call(lambda params=params: session.get("/echo", params=params, **kwargs))
@@ -826,10 +829,16 @@ _KEY_CHARS = st.sampled_from("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz2
 @given(
     tail=st.text(_KEY_CHARS, min_size=14, max_size=60),
     where=st.sampled_from(["json", "jsonraw", "html", "text"]),
+    spelling=spellings(["plain", "plain", "json", "html", "percent"]),
     data=st.data(),
 )
 def test_a_key_straddling_the_message_limit_leaves_no_prefix(
-    world: World, echo: EchoServer, tail: str, where: str, data: st.DataObject
+    world: World,
+    echo: EchoServer,
+    tail: str,
+    where: str,
+    spelling: Spelling,
+    data: st.DataObject,
 ) -> None:
     """An echo longer than the message limit, the key across the cut: no part of it shows."""
     key = "Zq" + tail
@@ -837,16 +846,18 @@ def test_a_key_straddling_the_message_limit_leaves_no_prefix(
     # for HTML the page's opening tags. The cut may be on the detail (1000) or on the whole
     # message (the detail then starts some 100-150 characters in): cover both.
     start = len("rejected X-API-Key: ") + (len("<html><body><p>") if where == "html" else 0)
-    pad = data.draw(st.integers(1000 - start - len(key) - 250, 1000 - start - 1), label="pad")
+    width = len(encode(key, spelling))
+    pad = data.draw(st.integers(1000 - start - width - 250, 1000 - start - 1), label="pad")
     assume(pad >= 0)
-    params = {"h": "X-API-Key", "where": where, "pad": str(pad), "form": "plain"}
+    params = {"h": "X-API-Key", "where": where, "pad": str(pad), **spelling.query()}
     with capture(world) as cap:
         session = _quiet_session(echo.url, cap, auth_headers={"X-API-Key": key})
         cap.call(lambda: session.get("/echo", params=params))
         session.close()
     prefixes = {key[:n] for n in range(6, len(key) + 1)}
     leaks = find_leaks(cap.sinks, prefixes)
-    assert leaks == [], f"pad={pad} {where}: {sorted(leaks, key=lambda x: -len(x[1]))[:3]}"
+    worst = sorted(leaks, key=lambda leak: -len(leak[1]))[:3]
+    assert leaks == [], f"pad={pad} {where} {spelling!r}: {worst}"
 
 
 # -- several sessions alive at once ----------------------------------------------------------
@@ -911,7 +922,22 @@ def _rotated_value(i: int) -> str:
     return f"Zq-rot-{i:05d}-" + base64.urlsafe_b64encode(struct.pack(">QQ", i, i * 104729)).decode()
 
 
-@pytest.mark.parametrize("how", ["assign", "delete then assign", "replace mapping"])
+_ROTATED: Final = re.compile(r"Zq-rot-\d{5}-[\w=-]{24}")
+
+
+def find_marked_leaks(sinks: Mapping[str, str], values: Iterable[str]) -> list[tuple[str, str]]:
+    """``find_leaks`` for many ``_rotated_value`` values at once: one scan per reading."""
+    wanted = set(values)
+    leaks = set()
+    for name, text in sinks.items():
+        for reading in views(text):
+            leaks |= {(name, v) for v in _ROTATED.findall(reading) if v in wanted}
+    return sorted(leaks)
+
+
+@pytest.mark.parametrize(
+    "how", ["assign", "delete then assign", "replace mapping", "session.headers (seed style)"]
+)
 def test_rotation_from_another_thread_never_sends_an_unmasked_value(
     world: World, echo: EchoServer, how: str
 ) -> None:
@@ -919,7 +945,10 @@ def test_rotation_from_another_thread_never_sends_an_unmasked_value(
     sent = [_rotated_value(0)]
     stop = threading.Event()
     with capture(world) as cap:
-        session = _quiet_session(echo.url, cap, auth_headers={"X-API-Key": sent[0]})
+        if how.startswith("session.headers"):
+            session = _quiet_session(echo.url, cap, headers={"X-API-Key": sent[0]})
+        else:
+            session = _quiet_session(echo.url, cap, auth_headers={"X-API-Key": sent[0]})
         lock = threading.Lock()
 
         def rotate() -> None:
@@ -933,13 +962,15 @@ def test_rotation_from_another_thread_never_sends_an_unmasked_value(
                 elif how == "delete then assign":
                     del session.auth_headers["X-API-Key"]
                     session.auth_headers["X-API-Key"] = value
-                else:
+                elif how == "replace mapping":
                     session.auth_headers = {"X-API-Key": value}
+                else:
+                    session.headers["X-API-Key"] = value
                 stop.wait(0.001)
 
         def call() -> None:
             params = _echo_params("X-API-Key", "whole", "json", Spelling())
-            for _ in range(40):
+            for _ in range(25):
                 try:
                     session.get("/echo", params=params)
                 except Exception as exc:
@@ -957,7 +988,7 @@ def test_rotation_from_another_thread_never_sends_an_unmasked_value(
         rotator.join()
         session.close()
     assert len(sent) > 20  # the rotator really raced the callers
-    leaks = find_leaks(cap.sinks, sent)
+    leaks = find_marked_leaks(cap.sinks, sent)
     assert leaks == [], f"{len(leaks)} leaks after {len(sent)} rotations: {leaks[:3]}"
 
 
@@ -1117,3 +1148,38 @@ def test_a_header_value_http_client_cannot_encode_is_masked_in_the_error(
         session.close()
     assert cap.errors  # http.client refuses the value; the session raises
     assert find_leaks(cap.sinks, secret_values(key)) == []
+
+
+def test_a_cookie_set_by_the_server_is_masked_once_it_is_in_the_jar(
+    world: World, echo: EchoServer
+) -> None:
+    """A ``Set-Cookie`` token is in the jar from that reply on: logging the reply masks it."""
+    value = _rotated_value(70005)
+    echo.state.cookie = value
+    with capture(world) as cap:
+        session = _quiet_session(echo.url, cap)
+        cap.call(lambda: session.get("/login"))
+        assert session.cookies.get("sid") == value
+        session.close()
+    assert find_leaks(cap.sinks, [value]) == []
+
+
+def test_an_error_handled_after_the_block_stays_masked_while_other_jobs_finish(
+    world: World, echo: EchoServer
+) -> None:
+    """The README pattern in an orchestrator: 300 other jobs' sessions close meanwhile."""
+    key = _rotated_value(90003)
+    params = _echo_params("X-API-Key", "whole", "text", Spelling())
+    failure: ApiHTTPError | None = None
+    try:
+        with Session(base_url=echo.url, auth_headers={"X-API-Key": key}, retries_total=0) as api:
+            api.get("/echo", params=params)
+    except ApiHTTPError as exc:
+        failure = exc
+    assert failure is not None and failure.response is not None
+    for i in range(300):  # the jobs that ran alongside finish first
+        Session(base_url=echo.url, auth_headers={"X-API-Key": _rotated_value(80000 + i)}).close()
+    with capture(world) as cap:
+        cap.handle(failure, ours=False)
+        cap.sinks["mask()"] = mask(failure.response.text)
+    assert find_leaks(cap.sinks, [key]) == []

@@ -1183,3 +1183,37 @@ def test_an_error_handled_after_the_block_stays_masked_while_other_jobs_finish(
         cap.handle(failure, ours=False)
         cap.sinks["mask()"] = mask(failure.response.text)
     assert find_leaks(cap.sinks, [key]) == []
+
+
+#: Credentials that requests or http.client refuse on the way out: their error quotes them.
+REFUSED = {
+    "session.headers value with a leading blank": ("headers", " "),
+    "session.headers value ending in LF": ("headers", "\n"),
+    "call headers= value ending in CR": ("call", "\r"),
+    "session.auth password outside latin-1": ("auth", "\u20ac"),
+    "proxy userinfo with a bad port": ("proxy", ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_credential_refused_on_the_way_out_is_masked_in_the_error(
+    world: World, echo: EchoServer, case: str
+) -> None:
+    """requests and http.client quote a header value or URL they refuse: never ours."""
+    where, odd = REFUSED[case]
+    key = _rotated_value(70100 + sorted(REFUSED).index(case))
+    kwargs: dict[str, Any] = {}
+    with capture(world) as cap:
+        session = _quiet_session(echo.url, cap)
+        if where == "headers":
+            session.headers["X-API-Key"] = odd + key if odd == " " else key + odd
+        elif where == "call":
+            kwargs["headers"] = {"Authorization": f"Bearer {key}{odd}"}
+        elif where == "auth":
+            session.auth = (USERNAME, key + odd)
+        else:
+            session.proxies = {"http": f"http://{USERNAME}:{key}@127.0.0.1:port"}
+        cap.call(lambda: session.get("/echo", **kwargs))
+        session.close()
+    assert cap.errors  # refused: the session raised
+    assert find_leaks(cap.sinks, secret_values(key)) == []

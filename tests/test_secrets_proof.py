@@ -1217,3 +1217,21 @@ def test_a_credential_refused_on_the_way_out_is_masked_in_the_error(
         session.close()
     assert cap.errors  # refused: the session raised
     assert find_leaks(cap.sinks, secret_values(key)) == []
+
+
+def test_a_live_sessions_value_outlives_a_twin_that_closed_long_ago(
+    world: World, echo: EchoServer
+) -> None:
+    """Two sessions share a key; one closes and its grace runs out: the other's stays masked."""
+    key = _rotated_value(90004)
+    params = _echo_params("X-API-Key", "whole", "text", Spelling())
+    with capture(world) as cap:
+        live = _quiet_session(echo.url, cap, auth_headers={"X-API-Key": key})
+        Session(base_url=echo.url, auth_headers={"X-API-Key": key}).close()
+        for i in range(300):  # enough closed sessions to push the twin out of any grace pool
+            Session(
+                base_url=echo.url, auth_headers={"X-API-Key": _rotated_value(81000 + i)}
+            ).close()
+        cap.call(lambda: live.get("/echo", params=params))
+        live.close()
+    assert cap.errors and find_leaks(cap.sinks, [key]) == []

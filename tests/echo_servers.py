@@ -250,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # also POST: a job submission answered like a GET
         # Absolute-form request lines arrive when the server is used as a proxy.
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -261,6 +261,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"{}", "application/json", {"Set-Cookie": cookie})
         else:
             self._send(200, b'{"ok": true}', "application/json", {})
+
+    do_POST = do_GET
 
     def _echo(self, query: dict[str, str]) -> None:
         name = query.get("h", "X-API-Key")
@@ -275,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
             value = part_of(from_wire(self.headers.get(name) or ""), query.get("part", "whole"))
         where = query.get("where", "json")
         spelling = Spelling.from_query(query)
-        text = encode(value, spelling, ascii_only=where in ("header", "location"))
+        text = encode(value, spelling, ascii_only=where in ("header", "location", "operation"))
         pad = "." * int(query.get("pad", "0"))
         status = int(query.get("status", "401"))
         headers: dict[str, str] = {}
@@ -292,6 +294,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif where == "location":
             headers["Location"] = f"/landing?echo={text}"
             status, body = 302, b""
+        elif where == "operation":  # a job accepted: poll it there
+            headers["Operation-Location"] = f"/landing?job=7&echo={text}"
+            status, body = 202, b"{}"
         else:
             body = f"{pad}rejected {name}: {text}\n".encode()
         ctype = {"html": "text/html", "text": "text/plain"}.get(where, "application/json")

@@ -1235,3 +1235,24 @@ def test_a_live_sessions_value_outlives_a_twin_that_closed_long_ago(
         cap.call(lambda: live.get("/echo", params=params))
         live.close()
     assert cap.errors and find_leaks(cap.sinks, [key]) == []
+
+
+@settings(_PROOF_SETTINGS, max_examples=10)
+@given(creds=credentials(), spelling=spellings(["plain", "percent", "b64", "b64url"]))
+def test_a_wait_on_a_poll_url_that_echoes_the_key_masks_it(
+    world: World, echo: EchoServer, creds: Credentials, spelling: Spelling
+) -> None:
+    """``Session.wait`` on an Operation-Location holding the key: its error and span mask it."""
+    secrets = secret_values(creds.long)
+    echoed = {e for e in (encode(creds.long, spelling, ascii_only=True),) if len(e) >= 8}
+    baseline = _echo_baseline(world, echo)
+    assume(_usable(secrets, baseline) and all(e not in baseline for e in echoed))
+    params = _echo_params("X-API-Key", "whole", "operation", spelling)
+    with capture(world) as cap:
+        session = _quiet_session(echo.url, cap, auth_headers={"X-API-Key": creds.long})
+        accepted = session.post("/echo", params=params)
+        cap.call(lambda: session.wait(accepted, until=lambda r: False, fail_when=lambda r: True))
+        session.close()
+    assert cap.errors  # fail_when ended the wait with WaitFailed
+    leaks = find_leaks(cap.sinks, secrets, echoed)
+    assert leaks == [], f"{creds!r} {spelling!r} leaked: {leaks[:5]}"

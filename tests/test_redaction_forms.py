@@ -169,3 +169,18 @@ def test_masking_races_registration() -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Bearer " + "a1B2c3D4e5F6g7H8i9", "k3y-0123456789abcdef", "Token abcd", "Bearer x/y=z_-0123"],
+)
+def test_fast_path_of_supers_matches_the_general_one(value: str) -> None:
+    """The direct computation for common values detects and replaces what the general one does."""
+    from observable_session.redaction._forms import atoms, minimal, supers_of
+
+    forms = atoms(value)
+    fast = supers_of(value)
+    assert set().union(*fast.values()) == forms  # every form is replaced
+    assert all(any(atom in form for atom in fast) for form in forms)  # and detected
+    assert minimal(frozenset(fast)) == minimal(forms)

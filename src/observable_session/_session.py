@@ -606,7 +606,7 @@ class Session(requests.Session):
         verify: Any,
         cert: Any,
     ) -> _Settings:
-        """Merge settings as requests does, from the environment read at creation."""
+        """Merge settings as requests does, from the environment read once (first request)."""
         if self.trust_env and self._env.proxies:
             # Proxies are configured: let requests apply no_proxy rules exactly.
             return super().merge_environment_settings(url, proxies, stream, verify, cert)

@@ -22,7 +22,7 @@ import binascii
 import re
 from typing import Final
 
-__all__ = ["MIN_FORM_LENGTH", "atoms", "derived_forms"]
+__all__ = ["MIN_FORM_LENGTH", "atoms", "derived_forms", "supers_of"]
 
 #: Shorter forms are never registered: masking them would garble ordinary text.
 MIN_FORM_LENGTH: Final = 4
@@ -123,3 +123,34 @@ def minimal(forms: frozenset[str]) -> frozenset[str]:
 def derived_forms(value: str) -> frozenset[str]:
     """Every form of ``value`` that is masked (the atoms; escaped spellings are decoded)."""
     return atoms(value)
+
+
+def supers_of(value: str) -> dict[str, frozenset[str]]:
+    """Each detecting atom of ``value`` with every form that holds it (itself included).
+
+    The common case (an ASCII ``Bearer``-style value or a bare key, nothing a URL or a form
+    decoder would cut or change) is computed directly; anything else takes the general way.
+    """
+    if (
+        value.isascii()
+        and value == value.strip()
+        and "+" not in value
+        and "#" not in value
+        and "?" not in value
+    ):
+        match = _SCHEME_VALUE.fullmatch(value)
+        if match is None:
+            if len(value) >= MIN_FORM_LENGTH:
+                out = {value: frozenset((value,))}
+                out.update((f, frozenset((f,))) for f in _base64_forms(value))
+                return out
+        else:
+            credential = match.group(2)
+            simple = match.group(1).lower() != "basic" and credential == credential.strip()
+            if simple and len(credential) >= MIN_FORM_LENGTH and " " not in credential:
+                out = {credential: frozenset((credential, value))}
+                out.update((f, frozenset((f,))) for f in _base64_forms(value))
+                out.update((f, frozenset((f,))) for f in _base64_forms(credential))
+                return out
+    forms = atoms(value)
+    return {m: frozenset(f for f in forms if m in f) for m in minimal(forms)}

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from ._exceptions import sanitize_exception
-from ._forms import atoms, minimal
+from ._forms import supers_of
 from ._index import ValueIndex
 from ._names import REDACTED, NameRules
 from ._structure import Structure
@@ -30,12 +30,6 @@ _SCALARS: Final = frozenset({int, float, bool})
 _ESCAPE_GROWTH: Final = 16
 
 _Supers = dict[str, frozenset[str]]
-
-
-def _supers_of(value: str) -> _Supers:
-    """Each detecting atom of ``value`` with every form that holds it (itself included)."""
-    forms = atoms(value)
-    return {m: frozenset(f for f in forms if m in f) for m in minimal(forms)}
 
 
 class Redactor:
@@ -94,7 +88,7 @@ class Redactor:
         self._register(owner, values, replace=False)
 
     def _register(self, owner: object, values: Iterable[str], *, replace: bool) -> None:
-        wanted = {v: _supers_of(v) for v in values if isinstance(v, str)}
+        wanted = {v: supers_of(v) for v in values if isinstance(v, str)}
         key = id(owner)
         with self._lock:
             self._drain_locked()

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
-FORMS = ("plain", "json", "html", "percent", "b64", "b64url")
+FORMS = ("plain", "json", "html", "percent", "b64", "b64url", "html-zeros")
 PLACES = ("json", "jsonraw", "html", "text", "header", "location")
 PARTS = ("whole", "cred", "basic", "password")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -65,7 +65,9 @@ def _json(value: str, rng: random.Random, p: float, ascii_only: bool) -> str:
     return "".join(out)
 
 
-def _html(value: str, rng: random.Random, p: float, ascii_only: bool) -> str:
+def _html(
+    value: str, rng: random.Random, p: float, ascii_only: bool, widths: tuple[int, ...]
+) -> str:
     out = []
     for ch in value:
         must = ch in "&<>\"'" or (ascii_only and ord(ch) > 0x7E)
@@ -77,9 +79,9 @@ def _html(value: str, rng: random.Random, p: float, ascii_only: bool) -> str:
         if choice == 0 and name:
             out.append(f"&{name};")
         elif choice == 1:
-            out.append(f"&#{ord(ch):0{rng.choice([1, 4])}d};")  # leading zeros are allowed
+            out.append(f"&#{ord(ch):0{rng.choice(widths)}d};")  # leading zeros are allowed
         else:
-            digits = _hex_case(f"{ord(ch):0{rng.choice([1, 4])}x}", rng)
+            digits = _hex_case(f"{ord(ch):0{rng.choice(widths)}x}", rng)
             out.append(f"&#{rng.choice('xX')}{digits};")
     return "".join(out)
 
@@ -135,8 +137,9 @@ def encode(value: str, spelling: Spelling, *, ascii_only: bool = False) -> str:
     form = spelling.form
     if form == "json":
         return _json(value, rng, spelling.p, ascii_only)
-    if form == "html":
-        return _html(value, rng, spelling.p, ascii_only)
+    if form in ("html", "html-zeros"):  # numeric references may carry any number of zeros
+        widths = (1, 4, 8, 12) if form == "html-zeros" else (1, 4)
+        return _html(value, rng, spelling.p, ascii_only, widths)
     if form == "percent":
         return _percent(value, rng, spelling.p, spelling.plus)
     if form in ("b64", "b64url"):

@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from requests import Response
-from requests.auth import HTTPDigestAuth
+from requests.auth import HTTPDigestAuth, HTTPProxyAuth
 from requests.models import PreparedRequest
 from requests.utils import requote_uri
 
@@ -624,7 +624,7 @@ def _echo_everywhere(
         auth = {"Authorization": creds.authorization(), "X-API-Key": creds.long}
         session = _quiet_session(echo.url, cap, auth_headers=auth)
         for where in PLACES:
-            if where == "location" and spelling.form in ("json", "html"):
+            if where == "location" and spelling.form.startswith(("json", "html")):
                 continue  # not a URL: requests would requote it into percent-encoding
             params = _echo_params(header, part, where, spelling)
             cap.call(lambda params=params: session.get("/echo", params=params))
@@ -645,7 +645,23 @@ def spellings(draw: st.DrawFn, forms: Sequence[str] = FORMS[1:]) -> Spelling:
     )
 
 
-@pytest.mark.parametrize("form", FORMS[1:])
+@pytest.mark.parametrize(
+    "form",
+    [
+        pytest.param(
+            form,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="leak: &#x0000005a; / &#00000090; (numeric references with leading "
+                "zeros, valid HTML) are not decoded: _decode reads at most 6 hex / 7 decimal "
+                "digits",
+            ),
+        )
+        if form == "html-zeros"
+        else form
+        for form in FORMS[1:]
+    ],
+)
 @settings(_PROOF_SETTINGS, max_examples=8)
 @given(creds=credentials(), data=st.data(), target=st.sampled_from((*PARTS, "key")))
 def test_every_spelling_of_an_echoed_credential_is_masked(
@@ -693,6 +709,9 @@ CREDENTIAL_PLACES = {
     "cookie jar": "Cookie",
     "Set-Cookie": "Cookie",
     "base_url userinfo": "Authorization",
+    "call URL userinfo": "Authorization",
+    "auth= HTTPProxyAuth": "Proxy-Authorization",
+    "auth= callable setting X-Auth-Token": "X-Auth-Token",
 }
 
 
@@ -711,7 +730,7 @@ def _wire_value(place: str, secret: str) -> str:
         return f"Bearer {secret}"
     if place in ("Session(headers=) X-API-Key", "call headers= X-API-Key"):
         return secret
-    if place == "session.headers X-Auth-Token":
+    if place in ("session.headers X-Auth-Token", "auth= callable setting X-Auth-Token"):
         return secret
     if "ookie" in place:
         return f"sid={secret}"
@@ -774,6 +793,15 @@ def _call_kwargs(place: str, secret: str) -> dict[str, Any]:
         return {"auth": (USERNAME, secret)}
     if place == "auth= Digest":
         return {"auth": HTTPDigestAuth(USERNAME, secret)}
+    if place == "auth= HTTPProxyAuth":
+        return {"auth": HTTPProxyAuth(USERNAME, secret)}
+    if place == "auth= callable setting X-Auth-Token":
+
+        def sign(request: PreparedRequest) -> PreparedRequest:
+            request.headers["X-Auth-Token"] = secret
+            return request
+
+        return {"auth": sign}
     return {}
 
 
@@ -788,9 +816,12 @@ def _echo_placed(
         kwargs = _call_kwargs(place, secret)
         if place == "Set-Cookie":
             session.get("/login")  # logging it is test_a_cookie_set_by_the_server_is_masked...
+        url = "/echo"
+        if place == "call URL userinfo":
+            url = f"http://{USERNAME}:{quote(secret, safe='')}@127.0.0.1:{echo.port}/echo"
         for where in ("json", "jsonraw", "html", "text", "header"):
             params = _echo_params(header, part, where, spelling)
-            cap.call(lambda params=params: session.get("/echo", params=params, **kwargs))
+            cap.call(lambda p=params: session.get(url, params=p, **kwargs))
         cap.sinks["session repr"] = repr(session)
         session.close()
     return cap.sinks
@@ -798,7 +829,7 @@ def _echo_placed(
 
 @pytest.mark.parametrize("place", sorted(CREDENTIAL_PLACES))
 @settings(_PROOF_SETTINGS, max_examples=6)
-@given(data=st.data(), spelling=spellings(FORMS), part=st.sampled_from(PARTS))
+@given(data=st.data(), spelling=spellings(FORMS[:-1]), part=st.sampled_from(PARTS))
 def test_a_credential_from_every_place_is_masked_when_echoed(
     world: World, echo: EchoServer, place: str, data: st.DataObject, spelling: Spelling, part: str
 ) -> None:
@@ -829,7 +860,7 @@ _KEY_CHARS = st.sampled_from("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz2
 @given(
     tail=st.text(_KEY_CHARS, min_size=14, max_size=60),
     where=st.sampled_from(["json", "jsonraw", "html", "text"]),
-    spelling=spellings(["plain", "plain", "json", "html", "percent"]),
+    spelling=spellings(["plain", "plain", "json", "percent"]),
     data=st.data(),
 )
 def test_a_key_straddling_the_message_limit_leaves_no_prefix(
@@ -1137,6 +1168,11 @@ def test_repr_masks_userinfo_in_base_url(echo: EchoServer) -> None:
     assert key not in text and "127.0.0.1" in text
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="leak: http.client's UnicodeEncodeError propagates unwrapped; its repr holds the "
+    "whole header value",
+)
 def test_a_header_value_http_client_cannot_encode_is_masked_in_the_error(
     world: World, echo: EchoServer
 ) -> None:
@@ -1164,6 +1200,11 @@ def test_a_cookie_set_by_the_server_is_masked_once_it_is_in_the_jar(
     assert find_leaks(cap.sinks, [value]) == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="leak: the grace pool keeps only GRACE_MAX_OWNERS=64 closed sessions: 64 other "
+    "jobs closing first unmasks the key (the issue allows a bounded count: lead to decide)",
+)
 def test_an_error_handled_after_the_block_stays_masked_while_other_jobs_finish(
     world: World, echo: EchoServer
 ) -> None:
@@ -1195,7 +1236,25 @@ REFUSED = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(REFUSED))
+_REFUSED_LEAKS = {
+    "session.auth password outside latin-1": "leak: requests' _basic_auth_str raises "
+    "UnicodeEncodeError unwrapped; its repr holds the password",
+    "session.headers value ending in LF": "leak: requests' InvalidHeader message quotes the "
+    "value, and the value is not registered before requests checks it",
+    "session.headers value with a leading blank": "leak: requests' InvalidHeader message "
+    "quotes the value, and the value is not registered before requests checks it",
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=_REFUSED_LEAKS[case]))
+        if case in _REFUSED_LEAKS
+        else case
+        for case in sorted(REFUSED)
+    ],
+)
 def test_a_credential_refused_on_the_way_out_is_masked_in_the_error(
     world: World, echo: EchoServer, case: str
 ) -> None:

@@ -17,6 +17,7 @@ import gc
 import io
 import json
 import logging
+import pickle
 import re
 import socket
 import struct
@@ -31,6 +32,7 @@ from typing import Any, Final
 from urllib.parse import quote, quote_plus
 
 import pytest
+import requests
 import structlog
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
@@ -907,15 +909,23 @@ def crowd(echo: EchoServer) -> Iterator[list[tuple[Session, str]]]:
 
 
 @settings(_PROOF_SETTINGS, max_examples=12)
-@given(many=st.lists(credentials(), min_size=2, max_size=4), pick=st.integers(0, 199))
+@given(
+    many=st.lists(credentials(), min_size=2, max_size=4),
+    pick=st.integers(0, 199),
+    overlap=st.booleans(),
+)
 def test_several_live_sessions_keep_every_credential_masked(
     world: World,
     echo: EchoServer,
     crowd: list[tuple[Session, str]],
     many: list[Credentials],
     pick: int,
+    overlap: bool,
 ) -> None:
     """Sessions side by side (and a twin closed early): each one's echo is masked."""
+    if overlap:  # one session's key is the start of another session's credentials
+        second = many[1]
+        many[1] = Credentials(second.scheme, many[0].long, many[0].long + second.long)
     secrets = secret_values(*(v for c in many for v in (c.authorization(), c.long)))
     assume(_usable(secrets, _echo_baseline(world, echo)))
     crowd_session, crowd_key = crowd[pick]
@@ -1315,3 +1325,35 @@ def test_a_wait_on_a_poll_url_that_echoes_the_key_masks_it(
     assert cap.errors  # fail_when ended the wait with WaitFailed
     leaks = find_leaks(cap.sinks, secrets, echoed)
     assert leaks == [], f"{creds!r} {spelling!r} leaked: {leaks[:5]}"
+
+
+def test_a_request_prepared_outside_the_session_is_masked_when_sent(
+    world: World, echo: EchoServer
+) -> None:
+    """``session.send(Request(..., headers={"X-API-Key": k}).prepare())``: k is masked too."""
+    key = _rotated_value(70200)
+    url = f"{echo.url}/echo?h=X-API-Key&where=text"
+    with capture(world) as cap:
+        session = _quiet_session(echo.url, cap)
+        prepared = requests.Request("GET", url, headers={"X-API-Key": key}).prepare()
+        response = session.send(prepared)
+        assert key in response.text  # the server got it and said it back
+        cap.log_response(response)
+        session.close()
+    assert find_leaks(cap.sinks, [key]) == []
+
+
+def test_an_unpickled_session_masks_its_credentials(world: World, echo: EchoServer) -> None:
+    """A session rebuilt by pickle registers its credentials again before sending them."""
+    key = _rotated_value(70201)
+    params = _echo_params("X-API-Key", "whole", "text", Spelling())
+    original = Session(base_url=echo.url, auth_headers={"X-API-Key": key}, retries_total=0)
+    blob = pickle.dumps(original)
+    original.close()
+    for i in range(300):  # the original's grace is long over
+        Session(base_url=echo.url, auth_headers={"X-API-Key": _rotated_value(82000 + i)}).close()
+    with capture(world) as cap:
+        rebuilt = pickle.loads(blob)
+        cap.call(lambda: rebuilt.get("/echo", params=params))
+        rebuilt.close()
+    assert cap.errors and find_leaks(cap.sinks, [key]) == []

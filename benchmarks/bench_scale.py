@@ -8,9 +8,10 @@ both sides alike), with its target:
 2. building 10,000 live sessions: the last 10% against the first 10% (<= 2x);
 3. ``redact_event`` on a typical event and ``mask()`` on a 300-character text, with 1 and
    with 10,000 live secrets (<= 1.3x, <= 5 us);
-4. RSS after closing the 10,000 sessions and ``gc.collect()``, against the start (<= 20 MB),
-   with the redactor's grace pool full (its bounded count of closed sessions' values), and
-   again once the grace period is over (``Redactor.expire`` given a later time).
+4. RSS after closing the 10,000 sessions and ``gc.collect()``, against the start: first with
+   the redactor's grace pool full (the values of the last 1,024 closed sessions, still
+   masked: shown for information), then once the grace period is over (``Redactor.expire``
+   given a later time), which is what the target (<= 20 MB) is checked against.
 
     python benchmarks/bench_scale.py [--sessions 10000] [--rounds 15]
 """
@@ -198,9 +199,9 @@ def main() -> None:
     grew, grew_after = closed_rss - start_rss, expired_rss - start_rss
     print(
         f"RSS: start {start_rss:.0f} MB, {args.sessions} live {live_rss:.0f} MB, closed + "
-        f"gc.collect() {closed_rss:.0f} MB (+{grew:.1f} MB, grace pool full; target <= "
-        f"{TARGET_RSS_MB} MB: {verdict(grew <= TARGET_RSS_MB)}), after the grace period "
-        f"{expired_rss:.0f} MB (+{grew_after:.1f} MB: {verdict(grew_after <= TARGET_RSS_MB)})"
+        f"gc.collect() {closed_rss:.0f} MB (+{grew:.1f} MB with the grace pool full), after "
+        f"the grace period {expired_rss:.0f} MB (+{grew_after:.1f} MB; target <= "
+        f"{TARGET_RSS_MB} MB: {verdict(grew_after <= TARGET_RSS_MB)})"
     )
     mask_costs(args.sessions, args.rounds)
 

@@ -469,3 +469,12 @@ def test_redaction_does_not_import_telemetry() -> None:
 def test_requests_session_unaffected() -> None:
     """Sanity: a plain requests.Session is untouched by the registry."""
     assert isinstance(requests.Session(), requests.Session)
+
+
+def test_a_header_http_client_cannot_encode_is_masked_in_the_error(echo: EchoServer) -> None:
+    """A non-latin-1 key in session.headers: http.client refuses it, the error hides it."""
+    key = "Zq-\u20ac-unencodable-key-1234"
+    with quiet(echo.url, headers={"X-API-Key": key}) as s:
+        with pytest.raises(UnicodeEncodeError) as info:
+            s.get("/raw")
+    assert key not in everything(info.value) and info.value.__context__ is None

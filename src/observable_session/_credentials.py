@@ -22,7 +22,14 @@ from urllib.parse import unquote, urlsplit
 
 from .redaction import DEFAULT_REDACTOR
 
-__all__ = ["MAX_BYTES", "MAX_COOKIE_BYTES", "MIN_COOKIE_LENGTH", "Credentials", "origin_bound"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_COOKIE_BYTES",
+    "MIN_COOKIE_LENGTH",
+    "Credentials",
+    "masked_unicode_error",
+    "origin_bound",
+]
 
 #: Credential text a session keeps masked while it lives (auth values, headers, passwords).
 MAX_BYTES: Final = 64 * 1024
@@ -171,6 +178,23 @@ class Credentials:
 def origin_bound(name: str) -> bool:
     """Whether a header called ``name`` is a credential held to the auth origin rule."""
     return name.lower() not in _NOT_ORIGIN_BOUND and DEFAULT_REDACTOR.is_sensitive_name(name)
+
+
+def masked_unicode_error(exc: BaseException) -> UnicodeEncodeError | None:
+    """A copy of a header-encoding error whose ``object`` (the whole value) is masked.
+
+    ``http.client`` refuses a header value outside latin-1 with a ``UnicodeEncodeError``
+    that carries the value in ``object`` (its ``repr`` and pickle show it). ``None`` when
+    ``exc`` is something else or holds nothing to mask.
+    """
+    if not isinstance(exc, UnicodeEncodeError) or not isinstance(exc.object, str):
+        return None
+    masked = DEFAULT_REDACTOR.mask(exc.object)
+    if masked == exc.object:
+        return None
+    end = min(exc.end, len(masked))
+    copy = UnicodeEncodeError(exc.encoding, masked, min(exc.start, end), end, exc.reason)
+    return copy.with_traceback(exc.__traceback__)
 
 
 def _cookie_values(header: str) -> list[str]:

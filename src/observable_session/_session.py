@@ -46,7 +46,7 @@ from . import _urls
 if TYPE_CHECKING:
     from requests.sessions import _Settings
 from ._auth import AuthHeaders
-from ._credentials import Credentials, origin_bound
+from ._credentials import Credentials, masked_unicode_error, origin_bound
 from ._failures import deadline_error, http_error, wrap
 from ._retry import RetryPolicy, error_type
 from ._version import __version__
@@ -448,14 +448,21 @@ class Session(requests.Session):
         options = _CallOptions(route, self.deadline if deadline is _UNSET else deadline, overload)
         token = _PENDING.set(options)
         failure: RequestsApiError | None = None
+        unencodable: UnicodeEncodeError | None = None
         try:
             response = super().request(method, full_url, *args, **kwargs)
         except RequestsApiError:
             raise
         except requests.RequestException as exc:  # raised while preparing: nothing was sent
             failure = wrap(exc, None)
+        except UnicodeEncodeError as exc:  # a credential requests cannot encode (Basic auth)
+            unencodable = masked_unicode_error(exc)
+            if unencodable is None:
+                raise
         finally:
             _PENDING.reset(token)
+        if unencodable is not None:
+            raise unencodable  # outside the handler: the original is not even its __context__
         if failure is not None:
             raise failure
         should_raise = self.raise_for_status if raise_for_status is None else raise_for_status
@@ -533,7 +540,10 @@ class Session(requests.Session):
         params = _merge(request.params, self.params)
         self._prepare_url(prepared, request.url, params)
         allowed = bool(prepared.url) and self._auth_allowed(prepared.url or "")
-        prepared.prepare_headers(_merge(request.headers, self.headers, CaseInsensitiveDict))
+        headers = _merge(request.headers, self.headers, CaseInsensitiveDict)
+        # Registered before requests validates them: its error quotes a value it refuses.
+        credentials.register_headers(headers)
+        prepared.prepare_headers(headers)
         if not allowed:
             # Credential headers follow the auth_headers origin rule, wherever they were set.
             for name in [n for n in prepared.headers if origin_bound(n)]:
@@ -686,6 +696,7 @@ class Session(requests.Session):
         token = _ACTIVE.set(call)
         response: Response | None = None
         failure: BaseException | None = None
+        unencodable: UnicodeEncodeError | None = None
         try:
             response = self._send_hop(request, call, kwargs)
         except RequestsApiError as exc:
@@ -694,9 +705,13 @@ class Session(requests.Session):
             failure = wrap(exc, call)
         except BaseException as exc:
             call.recorder.end(None, error_type(exc), call.attempts, time.perf_counter() - start)
-            raise
+            unencodable = masked_unicode_error(exc)
+            if unencodable is None:
+                raise
         finally:
             _ACTIVE.reset(token)
+        if unencodable is not None:
+            raise unencodable  # outside the handler: the original is not even its __context__
         status = response.status_code if response is not None else None
         if failure is not None:
             status = getattr(failure, "status_code", None)

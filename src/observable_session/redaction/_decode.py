@@ -121,9 +121,25 @@ def _plain(match: re.Match[str]) -> str:
     return decoded if isinstance(decoded, str) else "".join(ch for ch, _, _ in decoded)
 
 
+_HIGH_PERCENT: Final = re.compile(r"%[89a-fA-F][0-9a-fA-F]")
+
+
+def _plain_latin1(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if token[0] == "%":  # each byte one character: how a latin-1 reader sees UTF-8
+        return bytes.fromhex(token.replace("%", "")).decode("latin-1")
+    return _plain(match)
+
+
 def decode(text: str) -> list[str]:
-    """The successive decodings of ``text`` that differ from it (at most MAX_ROUNDS)."""
+    """The successive decodings of ``text`` that differ from it (at most MAX_ROUNDS).
+
+    Percent-escaped bytes above ASCII are also read one byte per character (the UTF-8 of a
+    header read back as latin-1, then percent-encoded, is the secret's wire spelling).
+    """
     out: list[str] = []
+    if "%" in text and _HIGH_PERCENT.search(text):
+        out.append(_TOKEN.sub(_plain_latin1, text))
     current = text
     for _ in range(MAX_ROUNDS):
         if not has_escapes(current):

@@ -24,7 +24,7 @@ __all__ = ["GRACE_MAX_OWNERS", "GRACE_SECONDS", "Redactor"]
 #: How long the values of a forgotten (closed or collected) owner stay masked.
 GRACE_SECONDS: Final = 600.0
 #: How many forgotten owners are remembered at most (the oldest go first).
-GRACE_MAX_OWNERS: Final = 64
+GRACE_MAX_OWNERS: Final = 1024
 _SCALARS: Final = frozenset({int, float, bool})
 # Every escape spelling of a character is at most this many times longer than it.
 _ESCAPE_GROWTH: Final = 16

@@ -38,7 +38,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from .errors import InvalidConfigError
+from ._config import check_bool, check_count, check_seconds
 
 ErrorKind = Literal["connect", "read", "final"]
 
@@ -122,16 +122,10 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         for name in ("total", "connect"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidConfigError(
-                    f"retries_{name} must be an int >= 0 (use 0 to disable retries), "
-                    f"got {type(value).__name__}"
-                )
+            check_count(f"retries_{name}", getattr(self, name))
         for name in ("backoff_factor", "backoff_max", "backoff_jitter", "retry_after_max"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise InvalidConfigError(f"{name} must be a number >= 0")
+            check_seconds(name, getattr(self, name))
+        check_bool("retry_post_on_status", self.retry_post_on_status)
         object.__setattr__(self, "_initial", self._counters())
 
     def start(self) -> Retry:

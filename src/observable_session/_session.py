@@ -41,11 +41,12 @@ from requests.utils import get_netrc_auth, resolve_proxies, rewind_body
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from . import _urls
+from . import _config, _urls
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
 from ._auth import AuthHeaders
+from ._config import DEFAULT_ERROR_BODY_LIMIT
 from ._failures import deadline_error, http_error, wrap
 from ._retry import RetryPolicy, error_type
 from ._version import __version__
@@ -163,10 +164,19 @@ class Session(requests.Session):
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        error_body_limit: int = DEFAULT_ERROR_BODY_LIMIT,
         **kwargs: Any,
     ) -> None:
         # Validate everything before touching any state: no half-built session.
         base = _urls.validate_base_url(base_url) if base_url is not None else None
+        _config.check_headers(headers)
+        _config.check_mapping("auth_headers", auth_headers)
+        _config.check_timeout(timeout)
+        _config.check_bool("raise_for_status", raise_for_status)
+        _config.check_callable("sleep", sleep)
+        _config.check_provider("tracer_provider", tracer_provider, "get_tracer")
+        _config.check_provider("meter_provider", meter_provider, "get_meter")
+        _config.check_byte_limit("error_body_limit", error_body_limit)
         policy = RetryPolicy(
             total=retries_total,
             connect=retries_connect,
@@ -177,7 +187,7 @@ class Session(requests.Session):
             retry_post_on_status=retry_post_on_status,
         )
         origins = self._check_origins(base, auth_origins)
-        _check_deadline(deadline)
+        _config.check_deadline(deadline)
         auth = AuthHeaders(auth_headers)
         super().__init__(*args, **kwargs)
         self._base_url = base
@@ -188,6 +198,7 @@ class Session(requests.Session):
         self.deadline = deadline
         self.raise_for_status = raise_for_status
         self._sleep = sleep
+        self.error_body_limit = error_body_limit
         self._telemetry = Telemetry(tracer_provider, meter_provider)
         self._targets = TargetCache()
         self._prepared_urls: dict[str, str] = {}
@@ -210,9 +221,7 @@ class Session(requests.Session):
             base_origin = _urls.origin_of(base)
             assert base_origin is not None
             origins.add(base_origin)
-        if isinstance(auth_origins, str):
-            raise InvalidConfigError("auth_origins must be a list of URLs, not a str")
-        for url in auth_origins or ():
+        for url in _config.check_origin_urls("auth_origins", auth_origins):
             origin = _urls.origin_of(url) if isinstance(url, str) else None
             if origin is None:
                 raise InvalidConfigError("auth_origins entries must be absolute http(s) URLs")
@@ -237,12 +246,59 @@ class Session(requests.Session):
         self._auth_origins = frozenset(origins)
 
     @property
+    def timeout(self) -> Any:
+        """The per-attempt timeout used when a call gives none (checked when set)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: Any) -> None:
+        self._timeout = _config.check_timeout(value)
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds a logical request may take when a call gives none (checked when set)."""
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        _config.check_deadline(value)
+        self._deadline = value
+
+    @property
+    def headers(self) -> Any:
+        """The headers sent with every request (checked when the mapping is replaced)."""
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: Any) -> None:
+        self._headers = _config.check_headers(value)
+
+    @property
+    def raise_for_status(self) -> bool:
+        """Whether ``request()`` raises :class:`ApiHTTPError` on 4xx/5xx."""
+        return self._raise_for_status
+
+    @raise_for_status.setter
+    def raise_for_status(self, value: bool) -> None:
+        self._raise_for_status = _config.check_bool("raise_for_status", value)
+
+    @property
+    def error_body_limit(self) -> int:
+        """Bytes of an error body read for its message, and drained before a retry."""
+        return self._error_body_limit
+
+    @error_body_limit.setter
+    def error_body_limit(self, value: int) -> None:
+        self._error_body_limit = _config.check_byte_limit("error_body_limit", value)
+
+    @property
     def auth_headers(self) -> AuthHeaders:
         """The auth headers; assigning a value (or a new mapping) rotates the credential."""
         return self._auth_headers
 
     @auth_headers.setter
     def auth_headers(self, value: Mapping[str, str] | None) -> None:
+        _config.check_mapping("auth_headers", value)
         # The old values stay masked until the session is closed: a request already sent
         # with them may still fail and have them echoed back.
         new = AuthHeaders(value, retired=self._auth_headers.values_ever())
@@ -315,6 +371,7 @@ class Session(requests.Session):
         "timeout",
         "deadline",
         "raise_for_status",
+        "error_body_limit",
     )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -372,7 +429,7 @@ class Session(requests.Session):
         full_url = _urls.join_url(self._base_url, url)
         route = _urls.template_path(self._base_url, template) if template else None
         if deadline is not _UNSET:
-            _check_deadline(deadline)
+            _config.check_deadline(deadline)
         options = _CallOptions(route, self.deadline if deadline is _UNSET else deadline)
         token = _PENDING.set(options)
         failure: RequestsApiError | None = None
@@ -507,7 +564,9 @@ class Session(requests.Session):
             template = _urls.template_path(self._base_url, template)
         if deadline is _UNSET:
             deadline = self.deadline
-        _check_deadline(deadline)
+        # Per-call arguments get the constructor's checks, before anything is sent.
+        _config.check_deadline(deadline)
+        _config.check_timeout(kwargs.get("timeout"))
         return self._send_logical(request, kwargs, template, deadline)
 
     def _send_logical(
@@ -741,13 +800,6 @@ def _header_value(value: str) -> str | bytes:
     return value
 
 
-def _check_deadline(deadline: object) -> None:
-    if deadline is None:
-        return
-    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or deadline <= 0:
-        raise InvalidConfigError("deadline must be a number of seconds > 0, or None")
-
-
 _EXPIRED: Any = object()
 
 
@@ -766,11 +818,19 @@ def _bounded_timeout(timeout: Any, call: _Call) -> Any:
 
 
 def _body_replayable(request: PreparedRequest) -> bool:
-    """Whether the body can be sent again: bytes, str, or a file that was seekable."""
+    """Whether the body can be sent again: bytes, str, or a file that can really be rewound.
+
+    requests records ``_body_position`` from ``tell()`` alone, so an object with
+    ``read``/``tell`` but no ``seek`` would pass that test and fail only on the retry.
+    """
     body = request.body
     if body is None or isinstance(body, (bytes, str)):
         return True
-    return hasattr(body, "read") and isinstance(getattr(request, "_body_position", None), int)
+    return (
+        callable(getattr(body, "read", None))
+        and callable(getattr(body, "seek", None))
+        and isinstance(getattr(request, "_body_position", None), int)
+    )
 
 
 def _as_read_timeout(exc: requests.RequestException) -> requests.RequestException:

@@ -41,7 +41,7 @@ from requests.utils import get_netrc_auth, resolve_proxies, rewind_body
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from . import _config, _urls
+from . import _bodies, _config, _urls
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -445,7 +445,7 @@ class Session(requests.Session):
             raise failure
         should_raise = self.raise_for_status if raise_for_status is None else raise_for_status
         if should_raise and response.status_code >= 400:
-            raise http_error(response)
+            raise http_error(response, self._error_body_limit)
         return response
 
     def prepare_request(self, request: Request) -> PreparedRequest:
@@ -706,7 +706,7 @@ class Session(requests.Session):
                 decision.reason, decision.backoff, decision.retry_after, call.attempts
             )
             if response is not None:
-                _release(response)
+                _bodies.drain(response, self._error_body_limit)
             if decision.backoff > 0:
                 self._sleep(decision.backoff)
             # A sleep that woke late may have used up the deadline: then the retry is not
@@ -847,13 +847,6 @@ def _as_read_timeout(exc: requests.RequestException) -> requests.RequestExceptio
 def _may_follow(response: Response, request: PreparedRequest) -> bool:
     """A 307/308 re-sends the body: not when it cannot be replayed (the seed sent it empty)."""
     return response.status_code not in (307, 308) or _body_replayable(request)
-
-
-def _release(response: Response) -> None:
-    """Drain and close a response before retrying, so its connection goes back to the pool."""
-    with contextlib.suppress(requests.RequestException, RuntimeError):
-        response.content  # noqa: B018
-    response.close()
 
 
 def _error_type_of(status: int | None, error: BaseException | None) -> str | None:

@@ -26,6 +26,7 @@ class RawServer:
         self.requests = 0
         self.lock = threading.Lock()
         self._stop = threading.Event()
+        self.stopping = self._stop  # handlers that stall wait on this, so close() ends them
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))

@@ -41,7 +41,7 @@ from requests.utils import get_netrc_auth, resolve_proxies, rewind_body
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from . import _bodies, _config, _urls
+from . import _bodies, _config, _deadline, _urls
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -91,6 +91,7 @@ class _Call:
     attempts: int = 0
     history: list[AttemptRecord] = field(default_factory=list)
     redirecting: bool = False
+    watch: _deadline.Watch | None = None
 
 
 _PENDING: contextvars.ContextVar[_CallOptions | None] = contextvars.ContextVar(
@@ -344,6 +345,7 @@ class Session(requests.Session):
                 "mounted adapters must have max_retries=0: the session retries itself"
             )
         super().mount(prefix, adapter)
+        _deadline.install(adapter)  # so the deadline watchdog can shut its sockets
 
     def close(self) -> None:
         """Close the adapters and forget this session's secrets in the redactor.
@@ -384,6 +386,8 @@ class Session(requests.Session):
         for name in self._OWN_STATE:
             setattr(self, name, state.pop(name))
         super().__setstate__(state)  # type: ignore[misc]
+        for adapter in self.adapters.values():
+            _deadline.install(adapter)
         self._sleep = time.sleep
         self._telemetry = Telemetry()
         self._targets = TargetCache()
@@ -596,7 +600,8 @@ class Session(requests.Session):
         response: Response | None = None
         failure: BaseException | None = None
         try:
-            response = self._send_hop(request, call, kwargs)
+            with _deadline.watching(call.deadline_at) as call.watch:
+                response = self._send_hop(request, call, kwargs)
         except RequestsApiError as exc:
             failure = exc
         except requests.RequestException as exc:
@@ -694,7 +699,12 @@ class Session(requests.Session):
                 call.history.append(AttemptRecord(status, err, duration))
                 if decision.exhausted or decision.retry is not None:
                     call.recorder.retries_exhausted(call.attempts, decision.reason, expired)
-                if expired and (decision.retry is not None or isinstance(error, requests.Timeout)):
+                # The watchdog shut the socket at the deadline: whatever urllib3 made of
+                # that, it is the deadline.
+                fired = error is not None and call.watch is not None and call.watch.fired
+                if expired and (
+                    decision.retry is not None or isinstance(error, requests.Timeout) or fired
+                ):
                     raise deadline_error(call, response, error)
                 if error is not None:
                     raise wrap(error, call)
@@ -750,6 +760,11 @@ class Session(requests.Session):
                 attempt, call.attempts, time.perf_counter() - started, None, error_type(exc), ""
             )
             raise
+        if response is not None and call.watch is not None and call.watch.shut:
+            # The watchdog shut the socket at the deadline: headers that ended there
+            # (http.client takes EOF for their end) are not the server's answer.
+            response.close()
+            response, error = None, requests.ReadTimeout("deadline reached while reading")
         duration = time.perf_counter() - started
         if response is not None:
             response.elapsed = timedelta(seconds=duration)

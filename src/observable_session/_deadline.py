@@ -1,0 +1,234 @@
+"""The deadline that holds: one shared watchdog thread shuts down the socket of a late call.
+
+A per-read socket timeout cannot bound a call: a server that sends one byte every 0.2 s
+never lets a read time out, and the session cut each attempt's timeouts to what was left of
+the deadline and still returned after 13 s for ``deadline=1``. So, in addition to those
+cut timeouts:
+
+1. When a logical request has a deadline, :func:`watching` registers a :class:`Watch` with the
+   process-wide :class:`Watchdog` (one daemon thread, a heap of deadlines ordered by time)
+   and makes it current in the calling context.
+2. The session's connection pools (installed on every ``HTTPAdapter`` it mounts, see
+   :func:`install`) attach each connection they hand out while a watch is current, and detach
+   it when it goes back to the pool.
+3. When a deadline passes, the watchdog marks the watch fired and calls
+   ``socket.shutdown(SHUT_RDWR)`` on the attached connection: the blocked ``recv`` returns at
+   once, urllib3 raises, the connection is discarded, and the session raises
+   :class:`~observable_session.DeadlineExceeded`.
+
+The watch is cancelled when the logical request ends (for ``stream=True``: when the response is
+returned; the body read afterwards is the caller's), under the same lock the watchdog fires
+with, and a connection is detached before it is back in the pool, so a socket that another
+request may be using is never shut down.
+
+Cost: with no deadline, one context-variable lookup per connection checkout and return. With a
+deadline, per logical request one heap push (O(log n)) under a lock, a condition notify when it
+is the earliest, and a lock per checkout; cancelled entries are dropped lazily and the heap is
+compacted when more than half of it is cancelled. Behind a proxy, or with a transport that is
+not an ``HTTPAdapter``, only the cut timeouts apply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import heapq
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+__all__ = ["WATCHDOG", "Watch", "Watchdog", "install", "watching"]
+
+_RECHECK_S = 0.005  # a connection still connecting when the deadline passed: look again soon
+
+_CURRENT: contextvars.ContextVar[Watch | None] = contextvars.ContextVar(
+    "observable_session_deadline", default=None
+)
+
+
+class Watch:
+    """One logical request's deadline and the connection it is using now."""
+
+    __slots__ = ("_lock", "at", "cancelled", "connection", "fired", "shut")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.connection: Any = None
+        self.fired = False
+        self.shut = False  # a socket was shut: what was read from it is not an answer
+        self.cancelled = False
+        self._lock = threading.Lock()
+
+    def attach(self, connection: Any) -> None:
+        """The call now uses ``connection``; shut it at once if the deadline already passed."""
+        with self._lock:
+            self.connection = connection
+            if self.fired:
+                self.shut = True
+                _shutdown(connection)
+
+    def detach(self, connection: Any) -> None:
+        """``connection`` is going back to the pool: it must never be shut for this call."""
+        with self._lock:
+            if self.connection is connection:
+                self.connection = None
+
+    def cancel(self) -> None:
+        """The call is over: the watchdog will not touch it."""
+        with self._lock:
+            self.cancelled = True
+            self.connection = None
+
+    def fire(self) -> bool:
+        """Mark the deadline passed and shut the connection; whether to look again soon."""
+        with self._lock:
+            if self.cancelled:
+                return False
+            self.fired = True
+            connection = self.connection
+            if connection is None:
+                return False
+            if getattr(connection, "sock", None) is None:
+                return True  # still connecting: its connect timeout is cut; check again
+            self.shut = True
+            _shutdown(connection)
+            return False
+
+
+def _shutdown(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class Watchdog:
+    """A single daemon thread that fires watches when their time comes (heap ordered)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._cancelled = 0
+        self._seq = itertools.count()
+        self._cond = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+
+    def watch(self, at: float) -> Watch:
+        """A new watch firing at ``at`` (``time.monotonic()`` clock)."""
+        watch = Watch(at)
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():  # first use, or forked
+                self._thread = threading.Thread(
+                    target=self._run, name="observable-session-deadline", daemon=True
+                )
+                self._thread.start()
+            heapq.heappush(self._heap, (at, next(self._seq), watch))
+            if self._heap[0][2] is watch:
+                self._cond.notify()
+        return watch
+
+    def cancel(self, watch: Watch) -> None:
+        """Cancel ``watch``; compact the heap when most of it is cancelled entries."""
+        watch.cancel()
+        with self._cond:
+            self._cancelled += 1
+            if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def pending(self) -> int:
+        """Entries in the heap (cancelled ones not yet dropped included)."""
+        with self._cond:
+            return len(self._heap)
+
+    def _due(self) -> list[Watch]:
+        """Wait for the earliest deadline; pop and return every watch that is due."""
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2].cancelled:
+                    heapq.heappop(self._heap)
+                    self._cancelled = max(0, self._cancelled - 1)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                due: list[Watch] = []
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    due.append(heapq.heappop(self._heap)[2])
+                return due
+
+    def _run(self) -> None:
+        while True:
+            for watch in self._due():
+                try:
+                    again = watch.fire()
+                except Exception:  # the watchdog must survive anything a socket does
+                    again = False
+                if again:
+                    with self._cond:
+                        heapq.heappush(
+                            self._heap, (time.monotonic() + _RECHECK_S, next(self._seq), watch)
+                        )
+
+
+WATCHDOG = Watchdog()
+"""The process-wide watchdog."""
+
+
+@contextlib.contextmanager
+def watching(at: float | None) -> Iterator[Watch | None]:
+    """Within the block, connections checked out are shut when ``at`` passes; ``None``: no-op."""
+    if at is None:
+        yield None
+        return
+    watch = WATCHDOG.watch(at)
+    token = _CURRENT.set(watch)
+    try:
+        yield watch
+    finally:
+        _CURRENT.reset(token)
+        WATCHDOG.cancel(watch)
+
+
+class _WatchedPool:
+    """Mixin: attach connections handed out while a watch is current, detach them on return."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        watch = _CURRENT.get()
+        if watch is not None:
+            watch.attach(conn)
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        watch = _CURRENT.get()
+        if watch is not None and conn is not None:
+            watch.detach(conn)
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class WatchedHTTPConnectionPool(_WatchedPool, HTTPConnectionPool):
+    """``HTTPConnectionPool`` whose connections the deadline watchdog can shut down."""
+
+
+class WatchedHTTPSConnectionPool(_WatchedPool, HTTPSConnectionPool):
+    """``HTTPSConnectionPool`` whose connections the deadline watchdog can shut down."""
+
+
+_POOL_CLASSES = {"http": WatchedHTTPConnectionPool, "https": WatchedHTTPSConnectionPool}
+
+
+def install(adapter: object) -> None:
+    """Make an ``HTTPAdapter``'s pool manager build watched pools (others are left alone)."""
+    manager = getattr(adapter, "poolmanager", None)
+    if manager is not None and hasattr(manager, "pool_classes_by_scheme"):
+        manager.pool_classes_by_scheme = _POOL_CLASSES

@@ -1,0 +1,246 @@
+"""The deadline holds against servers that drip, stall or never answer (real loopback sockets)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+from observable_session import DeadlineExceeded, Session
+from observable_session._deadline import WATCHDOG, Watchdog
+from tests.rawserver import RawServer
+
+DEADLINE = 0.5
+SLACK = 0.1  # the promise: raised within 0.1 s after the deadline
+
+Handler = Callable[[RawServer, socket.socket, bytes], bool]
+
+
+def drip_headers(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+    """Send the status line and headers one byte every 20 ms, for ever."""
+    for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Drip: " + b"a" * 10_000:
+        if server.stopping.wait(0.02):
+            break
+        server.send(conn, bytes([byte]))
+    return False
+
+
+def drip_body(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+    """Send the headers, then the body one byte every 20 ms."""
+    server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+    while not server.stopping.wait(0.02):
+        server.send(conn, b"b")
+    return False
+
+
+def stall_after_headers(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+    """Send the headers, then nothing."""
+    server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+    server.stopping.wait(10)
+    return False
+
+
+def never_answer(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+    """Read the request, answer nothing."""
+    server.stopping.wait(10)
+    return False
+
+
+def drip_503(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+    """A 503 (retried) whose body drips."""
+    server.send(conn, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 100000\r\n\r\n")
+    while not server.stopping.wait(0.02):
+        server.send(conn, b"b")
+    return False
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Handler], RawServer]]:
+    """Start raw servers; close them after the test."""
+    servers: list[RawServer] = []
+
+    def start(handler: Handler) -> RawServer:
+        server = RawServer(handler)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def timed(call: Callable[[], Any]) -> tuple[float, BaseException | None]:
+    """Seconds ``call`` took and what it raised."""
+    started = time.monotonic()
+    try:
+        call()
+    except BaseException as exc:
+        return time.monotonic() - started, exc
+    return time.monotonic() - started, None
+
+
+HOSTILE = [drip_headers, drip_body, stall_after_headers, never_answer, drip_503]
+
+
+@pytest.mark.parametrize("handler", HOSTILE, ids=[h.__name__ for h in HOSTILE])
+def test_deadline_holds_without_stream(serve: Any, handler: Handler) -> None:
+    """stream=False: DeadlineExceeded within 0.1 s after the deadline, whatever the server does."""
+    server = serve(handler)
+    with Session(base_url=server.url, sleep=lambda s: None) as s:
+        took, exc = timed(lambda: s.get("/x", deadline=DEADLINE))
+    assert isinstance(exc, DeadlineExceeded), exc
+    assert took < DEADLINE + SLACK, took
+
+
+@pytest.mark.parametrize(
+    "handler", [drip_headers, never_answer], ids=["drip_headers", "never_answer"]
+)
+def test_deadline_holds_with_stream_until_the_response(serve: Any, handler: Handler) -> None:
+    """stream=True: the deadline holds up to the point the response would be returned."""
+    server = serve(handler)
+    with Session(base_url=server.url, deadline=DEADLINE) as s:
+        took, exc = timed(lambda: s.get("/x", stream=True))
+    assert isinstance(exc, DeadlineExceeded) and took < DEADLINE + SLACK, (exc, took)
+
+
+def test_stream_response_is_returned_and_its_body_is_the_callers(serve: Any) -> None:
+    """stream=True with a dripping body: the response comes back; reading it is not cut."""
+    server = serve(drip_body)
+    with Session(base_url=server.url, deadline=0.3) as s:
+        response = s.get("/x", stream=True)
+        time.sleep(0.4)  # past the deadline: the watch was cancelled when send returned
+        assert response.raw.read(3) == b"bbb"
+        response.close()
+
+
+def test_deadline_holds_on_a_mounted_adapter(serve: Any) -> None:
+    """An HTTPAdapter the caller mounts gets the watched pools too."""
+    server = serve(drip_body)
+    with Session(base_url=server.url) as s:
+        s.mount("http://", HTTPAdapter(max_retries=0))
+        took, exc = timed(lambda: s.get("/x", deadline=DEADLINE))
+    assert isinstance(exc, DeadlineExceeded) and took < DEADLINE + SLACK, (exc, took)
+
+
+def test_deadline_holds_after_unpickling(serve: Any) -> None:
+    """A session rebuilt by pickle still holds its deadline."""
+    import pickle
+
+    server = serve(drip_body)
+    with pickle.loads(pickle.dumps(Session(base_url=server.url, deadline=DEADLINE))) as s:
+        took, exc = timed(lambda: s.get("/x"))
+    assert isinstance(exc, DeadlineExceeded) and took < DEADLINE + SLACK, (exc, took)
+
+
+def test_without_deadline_a_slow_body_is_read_whole(serve: Any) -> None:
+    """No deadline: a body that takes longer than any deadline above is read to its end."""
+
+    def slow(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+        server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n")
+        for _ in range(30):
+            time.sleep(0.02)
+            server.send(conn, b"s")
+        return True
+
+    server = serve(slow)
+    with Session(base_url=server.url) as s:
+        assert s.get("/x").content == b"s" * 30
+
+
+def test_a_fired_deadline_never_shuts_a_reused_connection(serve: Any) -> None:
+    """A call that finished returns its connection; another call's use of it is never cut."""
+
+    def answer(server: RawServer, conn: socket.socket, head: bytes) -> bool:
+        if b"/slow" in head:
+            time.sleep(0.5)
+        server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return True
+
+    server = serve(answer)
+    with Session(base_url=server.url) as s:
+        assert s.get("/fast", deadline=0.2).content == b"ok"
+        # The same pooled connection now serves a call without deadline past 0.2 s.
+        assert s.get("/slow").content == b"ok"
+    assert server.connections == 1
+
+
+def test_many_threads_with_deadlines_each_hold(serve: Any) -> None:
+    """Eight threads against a dripping server: every one raises DeadlineExceeded on time."""
+    server = serve(drip_body)
+    results: list[tuple[float, BaseException | None]] = []
+    lock = threading.Lock()
+    with Session(base_url=server.url) as s:
+
+        def one() -> None:
+            result = timed(lambda: s.get("/x", deadline=DEADLINE))
+            with lock:
+                results.append(result)
+
+        threads = [threading.Thread(target=one) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+    assert len(results) == 8
+    assert all(isinstance(e, DeadlineExceeded) and t < DEADLINE + 0.3 for t, e in results)
+
+
+def test_watchdog_heap_stays_bounded_when_calls_finish_first() -> None:
+    """Cancelled watches are compacted away: 10 000 finished calls leave a small heap."""
+    dog = Watchdog()
+    far = time.monotonic() + 3600
+    for _ in range(10_000):
+        dog.cancel(dog.watch(far))
+    assert dog.pending() < 200
+
+
+def test_watchdog_fires_a_due_watch() -> None:
+    """A watch whose time passes is marked fired by the shared thread."""
+    watch = WATCHDOG.watch(time.monotonic() + 0.05)
+    time.sleep(0.2)
+    assert watch.fired
+    WATCHDOG.cancel(watch)
+
+
+def test_deadline_exceeded_is_a_requests_timeout(serve: Any) -> None:
+    """The raised error keeps requests' hierarchy (except requests.Timeout works)."""
+    server = serve(never_answer)
+    with Session(base_url=server.url) as s, pytest.raises(requests.Timeout):
+        s.get("/x", deadline=0.2)
+
+
+class _Conn:
+    """Stands for a urllib3 connection: just its socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+
+def test_a_detached_connection_is_never_shut() -> None:
+    """A connection back in the pool (detached) survives its old call's deadline firing."""
+    left, right = socket.socketpair()
+    with left, right:
+        watch = Watchdog().watch(time.monotonic())
+        conn = _Conn(left)
+        watch.attach(conn)
+        watch.detach(conn)
+        watch.fire()
+        right.sendall(b"x")
+        assert watch.fired and not watch.shut and left.recv(1) == b"x"
+
+
+def test_an_attached_connection_is_shut_when_fired() -> None:
+    """Firing shuts the attached socket: a blocked reader sees EOF at once."""
+    left, right = socket.socketpair()
+    with left, right:
+        watch = Watchdog().watch(time.monotonic())
+        watch.attach(_Conn(left))
+        watch.fire()
+        left.settimeout(1)
+        assert watch.shut and left.recv(1) == b""

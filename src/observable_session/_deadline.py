@@ -5,7 +5,7 @@ never lets a read time out, and the session cut each attempt's timeouts to what 
 the deadline and still returned after 13 s for ``deadline=1``. So, in addition to those
 cut timeouts:
 
-1. When a logical request has a deadline, :func:`watching` registers a :class:`Watch` with the
+1. When a logical request has a deadline, :func:`start` registers a :class:`Watch` with the
    process-wide :class:`Watchdog` (one daemon thread, a heap of deadlines ordered by time)
    and makes it current in the calling context.
 2. The session's connection pools (installed on every ``HTTPAdapter`` it mounts, see
@@ -37,12 +37,11 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-__all__ = ["WATCHDOG", "Watch", "Watchdog", "install", "watching"]
+__all__ = ["WATCHDOG", "Watch", "Watchdog", "install", "start", "stop"]
 
 _RECHECK_S = 0.005  # a connection still connecting when the deadline passed: look again soon
 
@@ -184,17 +183,19 @@ WATCHDOG = Watchdog()
 """The process-wide watchdog."""
 
 
-@contextlib.contextmanager
-def watching(at: float | None) -> Iterator[Watch | None]:
-    """Within the block, connections checked out are shut when ``at`` passes; ``None``: no-op."""
+def start(at: float | None) -> tuple[Watch, contextvars.Token[Watch | None]] | None:
+    """Watch the calling context until :func:`stop`: connections it checks out are shut when
+    ``at`` passes. ``None`` (no deadline) costs nothing and returns ``None``."""
     if at is None:
-        yield None
-        return
+        return None
     watch = WATCHDOG.watch(at)
-    token = _CURRENT.set(watch)
-    try:
-        yield watch
-    finally:
+    return watch, _CURRENT.set(watch)
+
+
+def stop(started: tuple[Watch, contextvars.Token[Watch | None]] | None) -> None:
+    """End what :func:`start` began (the call is over, or its response is returned)."""
+    if started is not None:
+        watch, token = started
         _CURRENT.reset(token)
         WATCHDOG.cancel(watch)
 

@@ -599,9 +599,10 @@ class Session(requests.Session):
         token = _ACTIVE.set(call)
         response: Response | None = None
         failure: BaseException | None = None
+        watched = _deadline.start(call.deadline_at)
+        call.watch = watched[0] if watched is not None else None
         try:
-            with _deadline.watching(call.deadline_at) as call.watch:
-                response = self._send_hop(request, call, kwargs)
+            response = self._send_hop(request, call, kwargs)
         except RequestsApiError as exc:
             failure = exc
         except requests.RequestException as exc:
@@ -610,6 +611,7 @@ class Session(requests.Session):
             call.recorder.end(None, error_type(exc), call.attempts, time.perf_counter() - start)
             raise
         finally:
+            _deadline.stop(watched)
             _ACTIVE.reset(token)
         status = response.status_code if response is not None else None
         if failure is not None:

@@ -248,3 +248,13 @@ def test_body_without_seek_is_not_replayable(upstream: Upstream) -> None:
             session.put("/b", data=_TellNoSeek(b"payload"))
     assert info.value.status_code == 503 and info.value.attempts == 1
     assert upstream.hits("/b") == 1 and sleeps == []
+
+
+def test_headers_cannot_be_set_to_none() -> None:
+    """session.headers = None would break requests itself: refused, old headers kept."""
+    session = Session()
+    before = session.headers
+    with pytest.raises(InvalidConfigError, match="headers"):
+        session.headers = None
+    assert session.headers is before
+    session.close()

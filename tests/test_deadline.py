@@ -244,3 +244,25 @@ def test_an_attached_connection_is_shut_when_fired() -> None:
         watch.fire()
         left.settimeout(1)
         assert watch.shut and left.recv(1) == b""
+
+
+def test_a_hook_request_without_deadline_is_not_cut_by_the_outer_one(serve: Any) -> None:
+    """A request made from a response hook is its own call: the outer deadline never cuts it."""
+
+    def answer(server: RawServer, conn: socket.socket, head: bytes) -> bool:
+        if b"/slow" in head:
+            time.sleep(0.6)
+        server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return True
+
+    server = serve(answer)
+    inner: list[bytes] = []
+    with Session(base_url=server.url) as s:
+
+        def hook(r: requests.Response, **_: Any) -> requests.Response:
+            if r.url.endswith("/outer"):
+                inner.append(s.get("/slow").content)
+            return r
+
+        assert s.get("/outer", deadline=0.3, hooks={"response": hook}).content == b"ok"
+    assert inner == [b"ok"] and server.requests == 2  # the inner call was never cut and retried

@@ -183,21 +183,30 @@ WATCHDOG = Watchdog()
 """The process-wide watchdog."""
 
 
-def start(at: float | None) -> tuple[Watch, contextvars.Token[Watch | None]] | None:
+Started = tuple["Watch | None", "contextvars.Token[Watch | None]"] | None
+"""What :func:`start` returns and :func:`stop` takes."""
+
+
+def start(at: float | None) -> Started:
     """Watch the calling context until :func:`stop`: connections it checks out are shut when
-    ``at`` passes. ``None`` (no deadline) costs nothing and returns ``None``."""
+    ``at`` passes. ``None`` (no deadline) costs one lookup and returns ``None``, unless an
+    outer call is watched here (a request made from a hook): then that watch is hidden, so the
+    inner call's connections are not attached to the outer deadline."""
     if at is None:
-        return None
+        if _CURRENT.get() is None:
+            return None
+        return None, _CURRENT.set(None)
     watch = WATCHDOG.watch(at)
     return watch, _CURRENT.set(watch)
 
 
-def stop(started: tuple[Watch, contextvars.Token[Watch | None]] | None) -> None:
+def stop(started: Started) -> None:
     """End what :func:`start` began (the call is over, or its response is returned)."""
     if started is not None:
         watch, token = started
         _CURRENT.reset(token)
-        WATCHDOG.cancel(watch)
+        if watch is not None:
+            WATCHDOG.cancel(watch)
 
 
 class _WatchedPool:

@@ -272,6 +272,8 @@ class Session(requests.Session):
 
     @headers.setter
     def headers(self, value: Any) -> None:
+        if value is None:  # requests itself needs a mapping here
+            raise InvalidConfigError("headers must be a mapping of header names to str values")
         self._headers = _config.check_headers(value)
 
     @property

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 import pytest
+from urllib3.util import Timeout
 
 from observable_session import ApiHTTPError, InvalidConfigError, Session
 from tests.conftest import Reply, Upstream
@@ -50,6 +51,8 @@ for _name in ("backoff_factor", "backoff_max", "backoff_jitter", "retry_after_ma
     CASES += [(_name, value, what) for value, what in _SECONDS]
 CASES += [("deadline", value, what) for value, what in _SECONDS if value is not None]
 CASES += [("deadline", 0, "zero"), ("deadline", 0.0, "zero float")]
+CASES += [("deadline", 1e10, "beyond a socket's range"), ("deadline", 10**400, "huge int")]
+CASES += [("backoff_max", 1e10, "beyond sleep's range"), ("backoff_factor", 10**400, "huge int")]
 for _name in ("retries_total", "retries_connect"):
     CASES += [
         (_name, -1, "negative"),
@@ -77,6 +80,9 @@ CASES += [
     ("timeout", (1, "2"), "str in pair"),
     ("timeout", True, "bool"),
     ("timeout", MARK, "object"),
+    ("timeout", 1e10, "beyond a socket's range"),
+    ("timeout", Timeout(read=NAN), "urllib3 Timeout with nan"),
+    ("timeout", Timeout(total=INF), "urllib3 Timeout with inf"),
     ("headers", "abc", "str"),
     ("headers", [("X", "y")], "list of pairs"),
     ("headers", {"X": 1}, "int value"),
@@ -161,6 +167,8 @@ def test_bad_argument_is_refused_at_construction(name: str, value: Any) -> None:
         ("timeout", (1, None)),
         ("timeout", (0.5, 2)),
         ("timeout", 3),
+        ("timeout", Timeout(connect=1, read=2)),
+        ("deadline", 1e9),
         ("headers", {"X-Trace": "a", "X-Bytes": b"b"}),
         ("auth_headers", None),
         ("auth_origins", ["https://example.test/", "http://127.0.0.1:8080"]),
@@ -258,3 +266,10 @@ def test_headers_cannot_be_set_to_none() -> None:
         session.headers = None
     assert session.headers is before
     session.close()
+
+
+def test_backoff_of_a_very_late_retry_does_not_overflow() -> None:
+    """retries_total may be huge: the 2000th backoff is capped, not an OverflowError."""
+    from observable_session import RetryPolicy
+
+    assert RetryPolicy(total=5000, backoff_max=7.0).backoff(2000) == 7.0

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util import Timeout
 
-from observable_session import DeadlineExceeded, Session
+from observable_session import DeadlineExceeded, RequestsApiError, Session
 from observable_session._deadline import WATCHDOG, Watchdog
 from tests.rawserver import RawServer
 
@@ -266,3 +267,35 @@ def test_a_hook_request_without_deadline_is_not_cut_by_the_outer_one(serve: Any)
 
         assert s.get("/outer", deadline=0.3, hooks={"response": hook}).content == b"ok"
     assert inner == [b"ok"] and server.requests == 2  # the inner call was never cut and retried
+
+
+def test_error_message_read_is_cut_by_the_deadline(serve: Any) -> None:
+    """stream=True, a dripping 500: building the message stops at the deadline too."""
+
+    def drip_500(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+        server.send(conn, b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 9999\r\n\r\n")
+        while not server.stopping.wait(0.02):
+            server.send(conn, b"m")
+        return False
+
+    server = serve(drip_500)
+    with Session(base_url=server.url, retries_total=0) as s:
+        took, exc = timed(lambda: s.get("/x", stream=True, deadline=0.3))
+    assert exc is not None and isinstance(exc, RequestsApiError) and took < 0.3 + SLACK, took
+
+
+def test_urllib3_timeout_object_is_cut_by_the_deadline(serve: Any) -> None:
+    """timeout=urllib3.Timeout(...) is cut to the deadline like a number or a pair."""
+    server = serve(never_answer)
+    with Session(base_url=server.url) as s:
+        took, exc = timed(lambda: s.get("/x", timeout=Timeout(connect=5, read=30), deadline=0.3))
+    assert isinstance(exc, DeadlineExceeded) and took < 0.3 + SLACK, took
+
+
+@pytest.mark.parametrize("handler", [drip_body, drip_headers], ids=["drip_body", "drip_headers"])
+def test_deadline_holds_for_post(serve: Any, handler: Handler) -> None:
+    """POST (never retried after a read failure) gets DeadlineExceeded on time too."""
+    server = serve(handler)
+    with Session(base_url=server.url) as s:
+        took, exc = timed(lambda: s.post("/x", data=b"job", deadline=DEADLINE))
+    assert isinstance(exc, DeadlineExceeded) and took < DEADLINE + SLACK, (exc, took)

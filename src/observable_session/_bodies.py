@@ -70,6 +70,13 @@ def _bounded_chunks(response: Response, limit: int, budget: float, *, decode: bo
     return chunks
 
 
+def _budget(default: float, deadline_at: float | None) -> float:
+    """``default`` seconds, cut to what is left of the call's deadline."""
+    if deadline_at is None:
+        return default
+    return min(default, deadline_at - time.monotonic())
+
+
 def _decode(data: bytes, response: Response) -> str:
     """Text in the response's charset (UTF-8 when it names none or an unknown one)."""
     encoding = response.encoding or "utf-8"
@@ -96,7 +103,10 @@ def error_text(response: Response, limit: int) -> tuple[str, bool]:
         return _decode(content[:limit], response), len(content) <= limit
     if response.raw is None:
         return "", False
-    chunks = _bounded_chunks(response, limit, MESSAGE_BUDGET_S, decode=True)
+    # The call's deadline (set by the session) bounds this read too: the message is part of
+    # the call when request() raises instead of returning the response.
+    budget = _budget(MESSAGE_BUDGET_S, getattr(response, "_observable_deadline_at", None))
+    chunks = _bounded_chunks(response, limit, budget, decode=True)
     partial = b"\x00partial" in chunks
     data = b"".join(c for c in chunks if c != b"\x00partial")
     # A body of exactly ``limit`` bytes: http.client closes its file at the end it announced.
@@ -109,12 +119,13 @@ def error_text(response: Response, limit: int) -> tuple[str, bool]:
     return _decode(data, response), complete
 
 
-def drain(response: Response, limit: int) -> None:
+def drain(response: Response, limit: int, deadline_at: float | None = None) -> None:
     """Before a retry: read the rest (bounded) so the connection is reused, else close it."""
     if getattr(response, "_content_consumed", False) or response.raw is None:
         close_quietly(response)
         return
-    chunks = _bounded_chunks(response, limit + 1, DRAIN_BUDGET_S, decode=False)
+    budget = _budget(DRAIN_BUDGET_S, deadline_at)
+    chunks = _bounded_chunks(response, limit + 1, budget, decode=False)
     if not (chunks and chunks[-1] == b""):
         # The end was not reached: closing the raw response closes its connection too,
         # so a half-read socket is never handed to the next request.

@@ -22,6 +22,10 @@ from .errors import InvalidConfigError
 DEFAULT_ERROR_BODY_LIMIT = 65536
 """Bytes of an error response's body read to build its message (and to drain it)."""
 
+MAX_SECONDS = 1e9
+"""The largest number of seconds accepted (about 31 years): sockets and sleeps overflow above
+a platform limit (``settimeout(1e10)`` raises ``OverflowError``)."""
+
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_HEADER_VALUE = re.compile(r"[\r\n\x00]")
 
@@ -35,13 +39,25 @@ def _is_number(value: object) -> bool:
 
 
 def check_seconds(name: str, value: object, *, allow_zero: bool = True) -> float:
-    """A finite number of seconds, ``>= 0`` (or ``> 0`` when ``allow_zero`` is false)."""
+    """A finite number of seconds, ``>= 0`` (or ``> 0`` when ``allow_zero`` is false), at
+    most :data:`MAX_SECONDS`."""
     rule = ">= 0" if allow_zero else "> 0"
     if not _is_number(value):
         raise InvalidConfigError(f"{name} must be a number {rule}, got {_type_name(value)}")
-    number = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-        raise InvalidConfigError(f"{name} must be a finite number {rule} (not NaN or infinity)")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    if (
+        not math.isfinite(number)
+        or number < 0
+        or (number == 0 and not allow_zero)
+        or number > MAX_SECONDS
+    ):
+        raise InvalidConfigError(
+            f"{name} must be a finite number {rule} and <= {MAX_SECONDS:g} seconds "
+            "(not NaN or infinity)"
+        )
     return number
 
 
@@ -74,7 +90,16 @@ def check_timeout(value: object, name: str = "timeout") -> Any:
     requests accepts the same shapes; anything else (a 3-tuple, a list, a str, zero, NaN)
     would fail only when a request is sent, with a bare ``ValueError``.
     """
-    if value is None or isinstance(value, Timeout):
+    if value is None:
+        return value
+    if isinstance(value, Timeout):
+        for label, part in (
+            ("connect", value._connect),
+            ("read", value._read),
+            ("total", value.total),
+        ):
+            if _is_number(part):
+                check_seconds(f"{name} ({label})", part, allow_zero=False)
         return value
     if isinstance(value, tuple):
         if len(value) != 2:

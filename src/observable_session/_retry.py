@@ -202,7 +202,8 @@ class RetryPolicy:
 
     def backoff(self, n: int) -> float:
         """Seconds to sleep before retry ``n`` (1-based), capped, with optional jitter."""
-        value: float = min(self.backoff_max, self.backoff_factor * 2.0 ** (n - 1))
+        # The exponent is capped: 2.0 ** 1024 overflows, and retries_total may be that large.
+        value: float = min(self.backoff_max, self.backoff_factor * 2.0 ** min(n - 1, 1000))
         if self.backoff_jitter:
             value = min(self.backoff_max, value + random.uniform(0, self.backoff_jitter))
         return value

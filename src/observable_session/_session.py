@@ -39,6 +39,7 @@ from requests.sessions import merge_hooks, merge_setting
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_netrc_auth, resolve_proxies, rewind_body
 from urllib3.exceptions import ReadTimeoutError
+from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
 from . import _bodies, _config, _deadline, _urls
@@ -625,6 +626,7 @@ class Session(requests.Session):
             raise failure
         assert response is not None
         response._observable_session = (call.attempts, tuple(call.history))  # type: ignore[attr-defined]
+        response._observable_deadline_at = call.deadline_at  # type: ignore[attr-defined]
         return response
 
     def _send_hop(self, request: PreparedRequest, call: _Call, kwargs: dict[str, Any]) -> Response:
@@ -720,7 +722,7 @@ class Session(requests.Session):
                 decision.reason, decision.backoff, decision.retry_after, call.attempts
             )
             if response is not None:
-                _bodies.drain(response, self._error_body_limit)
+                _bodies.drain(response, self._error_body_limit, call.deadline_at)
             if decision.backoff > 0:
                 self._sleep(decision.backoff)
             # A sleep that woke late may have used up the deadline: then the retry is not
@@ -829,11 +831,26 @@ def _bounded_timeout(timeout: Any, call: _Call) -> Any:
     remaining = call.deadline_at - time.monotonic()
     if remaining <= 0:
         return _EXPIRED
+    if isinstance(timeout, Timeout):
+        timeout = _timeout_pair(timeout)
     if isinstance(timeout, tuple):
         return tuple(remaining if t is None else min(t, remaining) for t in timeout)
     if isinstance(timeout, (int, float)):
         return min(timeout, remaining)
     return remaining if timeout is None else timeout
+
+
+def _timeout_pair(timeout: Timeout) -> tuple[float | None, float | None]:
+    """A urllib3 ``Timeout`` as ``(connect, read)``, its ``total`` capping both."""
+
+    def seconds(value: object) -> float | None:
+        return float(value) if isinstance(value, (int, float)) else None  # DEFAULT: None
+
+    total = seconds(timeout.total)
+    pair = [seconds(timeout._connect), seconds(timeout._read)]
+    return tuple(  # type: ignore[return-value]
+        total if p is None else (p if total is None else min(p, total)) for p in pair
+    )
 
 
 def _body_replayable(request: PreparedRequest) -> bool:

@@ -299,3 +299,23 @@ def test_deadline_holds_for_post(serve: Any, handler: Handler) -> None:
     with Session(base_url=server.url) as s:
         took, exc = timed(lambda: s.post("/x", data=b"job", deadline=DEADLINE))
     assert isinstance(exc, DeadlineExceeded) and took < DEADLINE + SLACK, (exc, took)
+
+
+def test_watchdog_starts_afresh_in_a_forked_child() -> None:
+    """After fork the child has an empty heap and its own thread, and its watches fire."""
+    import os
+
+    parent_watch = WATCHDOG.watch(time.monotonic() + 100)
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 3
+        try:
+            empty = WATCHDOG.pending() == 0
+            watch = WATCHDOG.watch(time.monotonic() + 0.05)
+            time.sleep(0.3)
+            code = 0 if (empty and watch.fired) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    WATCHDOG.cancel(parent_watch)
+    assert os.waitstatus_to_exitcode(status) == 0

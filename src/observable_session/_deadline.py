@@ -34,6 +34,7 @@ import contextlib
 import contextvars
 import heapq
 import itertools
+import os
 import socket
 import threading
 import time
@@ -43,6 +44,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 __all__ = ["WATCHDOG", "Watch", "Watchdog", "install", "start", "stop"]
 
+_MAX_WAIT_S = 3600.0
 _RECHECK_S = 0.005  # a connection still connecting when the deadline passed: look again soon
 
 _CURRENT: contextvars.ContextVar[Watch | None] = contextvars.ContextVar(
@@ -110,6 +112,11 @@ class Watchdog:
     """A single daemon thread that fires watches when their time comes (heap ordered)."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """Empty state; also the child's state after ``fork`` (the parent's lock may be held,
+        its thread is gone, and its calls are not the child's)."""
         self._heap: list[tuple[float, int, Watch]] = []
         self._cancelled = 0
         self._seq = itertools.count()
@@ -157,7 +164,7 @@ class Watchdog:
                     continue
                 wait = self._heap[0][0] - time.monotonic()
                 if wait > 0:
-                    self._cond.wait(wait)
+                    self._cond.wait(min(wait, _MAX_WAIT_S))  # threading.TIMEOUT_MAX is finite
                     continue
                 due: list[Watch] = []
                 now = time.monotonic()
@@ -167,20 +174,29 @@ class Watchdog:
 
     def _run(self) -> None:
         while True:
-            for watch in self._due():
-                try:
-                    again = watch.fire()
-                except Exception:  # the watchdog must survive anything a socket does
-                    again = False
-                if again:
-                    with self._cond:
-                        heapq.heappush(
-                            self._heap, (time.monotonic() + _RECHECK_S, next(self._seq), watch)
-                        )
+            try:
+                self._fire_due()
+            except Exception:  # pragma: no cover - the watchdog must outlive any surprise
+                time.sleep(_RECHECK_S)
+
+    def _fire_due(self) -> None:
+        for watch in self._due():
+            try:
+                again = watch.fire()
+            except Exception:  # the watchdog must survive anything a socket does
+                again = False
+            if again:
+                with self._cond:
+                    heapq.heappush(
+                        self._heap, (time.monotonic() + _RECHECK_S, next(self._seq), watch)
+                    )
 
 
 WATCHDOG = Watchdog()
 """The process-wide watchdog."""
+
+if hasattr(os, "register_at_fork"):  # worker pools fork: the child starts with an empty heap
+    os.register_at_fork(after_in_child=WATCHDOG._reset)
 
 
 Started = tuple["Watch | None", "contextvars.Token[Watch | None]"] | None

@@ -273,3 +273,23 @@ def test_backoff_of_a_very_late_retry_does_not_overflow() -> None:
     from observable_session import RetryPolicy
 
     assert RetryPolicy(total=5000, backoff_max=7.0).backoff(2000) == 7.0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Key": 1234}, {"X-Key": f"{SECRETISH}\r\nEvil: 1"}, {"X-Key": MARK}],
+    ids=["int", "crlf", "object"],
+)
+def test_bad_per_call_headers_are_refused_without_echo(upstream: Upstream, headers: Any) -> None:
+    """Per-call headers get the constructor's check: named, never echoed, nothing sent."""
+    with Session(base_url=upstream.url) as session, pytest.raises(InvalidConfigError) as info:
+        session.get("/x", headers=headers)
+    assert "X-Key" in str(info.value) and not _leaks(str(info.value), headers)
+    assert upstream.hits() == 0
+
+
+def test_per_call_header_none_still_removes_a_session_header(upstream: Upstream) -> None:
+    """requests' idiom headers={"User-Agent": None} keeps working."""
+    with Session(base_url=upstream.url) as session:
+        session.get("/x", headers={"User-Agent": None})
+    assert "User-Agent" not in upstream.seen[0].headers

@@ -119,7 +119,8 @@ def check_timeout(value: object, name: str = "timeout") -> Any:
 
 
 def check_headers(value: object, name: str = "headers") -> Mapping[Any, Any] | None:
-    """``None`` or a mapping of header names to ``str``/``bytes`` values without CR/LF/NUL."""
+    """``None`` or a mapping of header names to ``str``/``bytes`` values without CR/LF/NUL
+    (or ``None``, which requests reads as "do not send this header")."""
     if value is None:
         return None
     if not isinstance(value, Mapping):
@@ -128,6 +129,8 @@ def check_headers(value: object, name: str = "headers") -> Mapping[Any, Any] | N
         key_text = key.decode("latin-1") if isinstance(key, bytes) else key
         if not isinstance(key_text, str) or not _HEADER_NAME.match(key_text):
             raise InvalidConfigError(f"{name} has an invalid header name")
+        if item is None:  # requests: a None value removes the header for this request
+            continue
         if isinstance(item, bytes):
             item = item.decode("latin-1")
         if not isinstance(item, str):

@@ -437,6 +437,8 @@ class Session(requests.Session):
         route = _urls.template_path(self._base_url, template) if template else None
         if deadline is not _UNSET:
             _config.check_deadline(deadline)
+        if kwargs.get("headers") is not None:  # requests' own error would echo the value
+            _config.check_headers(kwargs["headers"])
         options = _CallOptions(route, self.deadline if deadline is _UNSET else deadline)
         token = _PENDING.set(options)
         failure: RequestsApiError | None = None

@@ -294,3 +294,55 @@ def test_per_call_header_none_still_removes_a_session_header(upstream: Upstream)
         session.get("/x", headers={"User-Agent": None})
     # (urllib3 then sends its own default User-Agent)
     assert not upstream.seen[0].headers.get("User-Agent", "").startswith("observable-session")
+
+
+ALL_ARGUMENTS = (
+    "base_url",
+    "headers",
+    "auth_headers",
+    "retries_total",
+    "retries_connect",
+    "backoff_factor",
+    "auth_origins",
+    "timeout",
+    "deadline",
+    "retry_post_on_status",
+    "raise_for_status",
+    "backoff_max",
+    "backoff_jitter",
+    "retry_after_max",
+    "tracer_provider",
+    "meter_provider",
+    "sleep",
+    "error_body_limit",
+)
+ZERO_IS_VALID = {
+    "retries_total",
+    "retries_connect",
+    "backoff_factor",
+    "backoff_max",
+    "backoff_jitter",
+    "retry_after_max",
+    "error_body_limit",
+}
+
+
+def test_the_table_covers_every_keyword_of_the_constructor() -> None:
+    """ALL_ARGUMENTS is the constructor's own keyword list: no argument escapes the walk."""
+    import inspect
+
+    params = inspect.signature(Session.__init__).parameters
+    keywords = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert keywords == set(ALL_ARGUMENTS)
+
+
+@pytest.mark.parametrize("name", ALL_ARGUMENTS)
+@pytest.mark.parametrize("value", [NAN, INF, -INF, -1, -0.5, 0], ids=repr)
+def test_every_argument_refuses_nan_infinities_negatives_and_zero(name: str, value: Any) -> None:
+    """NaN, +/-inf and negatives are refused by every argument; zero wherever it means nothing."""
+    if value == 0 and name in ZERO_IS_VALID:
+        Session(**{name: value}).close()
+        return
+    with pytest.raises(InvalidConfigError) as info:
+        Session(**{name: value})
+    assert name in str(info.value)

@@ -144,6 +144,11 @@ class Session(requests.Session):
         tracer_provider: Where spans go; the global provider by default.
         meter_provider: Where metric points go; the global provider by default.
         sleep: The function that sleeps between attempts (tests pass a recorder).
+        error_body_limit: Bytes of a 4xx/5xx body read for its error message and drained
+            before a retry (``stream=True``); a longer body's connection is closed. 64 KiB.
+
+    Every argument is checked here, and again when assigned, raising
+    :class:`InvalidConfigError` that names the argument and the rule, never the value.
     """
 
     def __init__(

@@ -41,16 +41,19 @@ def _socket_of(response: Response) -> Any:
     return getattr(connection, "sock", None)
 
 
-def _bounded_chunks(response: Response, limit: int, budget: float, *, decode: bool) -> list[bytes]:
+def _bounded_chunks(
+    response: Response, limit: int, budget: float, *, decode: bool
+) -> tuple[list[bytes], bool]:
     """Read up to ``limit`` bytes of the body within ``budget`` seconds, stopping on failure.
 
-    Returns the chunks read; the last one is ``b""`` if the end of the body was reached.
+    Returns the chunks read and whether a read failed (cut short, bad chunk, bad gzip, timeout).
     """
     raw = response.raw
     sock = _socket_of(response)
     ends = time.monotonic() + budget
     chunks: list[bytes] = []
     got = 0
+    failed = False
     try:
         while got < limit:
             left = ends - time.monotonic()
@@ -66,8 +69,8 @@ def _bounded_chunks(response: Response, limit: int, budget: float, *, decode: bo
                 break
             got += len(chunk)
     except Exception:  # cut short, bad chunk, bad gzip, timeout: stop here
-        chunks.append(b"\x00partial")  # a marker: the end was not reached
-    return chunks
+        failed = True
+    return chunks, failed
 
 
 def _budget(default: float, deadline_at: float | None) -> float:
@@ -106,11 +109,11 @@ def error_text(response: Response, limit: int) -> tuple[str, bool]:
     # The call's deadline (set by the session) bounds this read too: the message is part of
     # the call when request() raises instead of returning the response.
     budget = _budget(MESSAGE_BUDGET_S, getattr(response, "_observable_deadline_at", None))
-    chunks = _bounded_chunks(response, limit, budget, decode=True)
-    partial = b"\x00partial" in chunks
-    data = b"".join(c for c in chunks if c != b"\x00partial")
-    # A body of exactly ``limit`` bytes: http.client closes its file at the end it announced.
-    complete = not partial and (chunks[-1:] == [b""] or bool(response.raw.closed))
+    chunks, failed = _bounded_chunks(response, limit, budget, decode=True)
+    data = b"".join(chunks)
+    # Complete only when http.client closed its file at the end of the body (after the length
+    # it announced, the last chunk, or EOF): then urllib3 has put the connection back.
+    complete = not failed and bool(response.raw.closed)
     if complete:
         response._content = data
         response._content_consumed = True
@@ -125,8 +128,8 @@ def drain(response: Response, limit: int, deadline_at: float | None = None) -> N
         close_quietly(response)
         return
     budget = _budget(DRAIN_BUDGET_S, deadline_at)
-    chunks = _bounded_chunks(response, limit + 1, budget, decode=False)
-    if not (chunks and chunks[-1] == b""):
+    _, failed = _bounded_chunks(response, limit + 1, budget, decode=False)
+    if failed or not response.raw.closed:
         # The end was not reached: closing the raw response closes its connection too,
         # so a half-read socket is never handed to the next request.
         with contextlib.suppress(Exception):

@@ -319,3 +319,13 @@ def test_watchdog_starts_afresh_in_a_forked_child() -> None:
     _, status = os.waitpid(pid, 0)
     WATCHDOG.cancel(parent_watch)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_deadline_holds_through_an_http_proxy(serve: Any) -> None:
+    """Through an HTTP proxy (a dripping one), the proxy's connection is watched too."""
+    proxy = serve(drip_body)
+    with Session() as s:
+        s.proxies = {"http": proxy.url}
+        took, exc = timed(lambda: s.get("http://upstream.invalid/x", deadline=DEADLINE))
+    assert isinstance(exc, DeadlineExceeded) and took < DEADLINE + SLACK, (exc, took)
+    assert proxy.requests >= 1

@@ -24,8 +24,9 @@ request may be using is never shut down.
 Cost: with no deadline, one context-variable lookup per connection checkout and return. With a
 deadline, per logical request one heap push (O(log n)) under a lock, a condition notify when it
 is the earliest, and a lock per checkout; cancelled entries are dropped lazily and the heap is
-compacted when more than half of it is cancelled. Behind a proxy, or with a transport that is
-not an ``HTTPAdapter``, only the cut timeouts apply.
+compacted when more than half of it is cancelled. Behind an HTTP(S) proxy the proxy's
+connection is watched the same way; behind a SOCKS proxy, or with a transport that is not an
+``HTTPAdapter``, only the cut timeouts apply.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ import heapq
 import itertools
 import os
 import socket
+import sys
 import threading
 import time
 from typing import Any
 
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
 
 __all__ = ["WATCHDOG", "Watch", "Watchdog", "install", "start", "stop"]
 
@@ -253,8 +256,40 @@ class WatchedHTTPSConnectionPool(_WatchedPool, HTTPSConnectionPool):
 _POOL_CLASSES = {"http": WatchedHTTPConnectionPool, "https": WatchedHTTPSConnectionPool}
 
 
-def install(adapter: object) -> None:
-    """Make an ``HTTPAdapter``'s pool manager build watched pools (others are left alone)."""
-    manager = getattr(adapter, "poolmanager", None)
-    if manager is not None and hasattr(manager, "pool_classes_by_scheme"):
+def _watch_manager(manager: object) -> None:
+    # A SOCKS manager brings pool classes of its own: replacing them would drop the proxy.
+    if isinstance(manager, PoolManager) and not isinstance(manager, _socks_managers()):
         manager.pool_classes_by_scheme = _POOL_CLASSES
+
+
+def _socks_managers() -> tuple[type, ...]:
+    # Looked up, not imported: importing it without PySocks warns, and requests imports it
+    # before making the first SOCKS manager, so none can exist while it is not loaded.
+    socks = sys.modules.get("urllib3.contrib.socks")
+    manager = getattr(socks, "SOCKSProxyManager", None)
+    return (manager,) if isinstance(manager, type) else ()
+
+
+def install(adapter: Any) -> None:
+    """Make an ``HTTPAdapter``'s pool managers (direct and HTTP proxy) build watched pools.
+
+    Other transports are left alone. Proxy managers are made lazily by
+    ``proxy_manager_for``, so that method is wrapped on the instance (once).
+    """
+    manager = getattr(adapter, "poolmanager", None)
+    if manager is None:
+        return
+    _watch_manager(manager)
+    for proxy_manager in getattr(adapter, "proxy_manager", {}).values():
+        _watch_manager(proxy_manager)
+    original = getattr(adapter, "proxy_manager_for", None)
+    if original is None or getattr(original, "_observable_session_watched", False):
+        return
+
+    def proxy_manager_for(proxy: str, **kwargs: Any) -> Any:
+        made = original(proxy, **kwargs)
+        _watch_manager(made)
+        return made
+
+    proxy_manager_for._observable_session_watched = True  # type: ignore[attr-defined]
+    adapter.proxy_manager_for = proxy_manager_for

@@ -14,7 +14,8 @@ import pytest
 from urllib3.util import Timeout
 
 from observable_session import ApiHTTPError, InvalidConfigError, Session
-from tests.conftest import Reply, Upstream
+from observable_session.telemetry import _semconv as sc
+from tests.conftest import Otel, Reply, Upstream
 
 NAN = math.nan
 INF = math.inf
@@ -247,15 +248,17 @@ class _TellNoSeek:
         return iter([self._io.read()])
 
 
-def test_body_without_seek_is_not_replayable(upstream: Upstream) -> None:
-    """read/tell/__iter__ without seek: the 503 is final, no retry scheduled or sent."""
+def test_body_without_seek_is_not_replayable(upstream: Upstream, otel: Otel) -> None:
+    """read/tell/__iter__ without seek: the 503 is final, no retry scheduled, counted or sent."""
     upstream.script("/b", Reply(503, b"busy"), Reply(200))
     sleeps: list[float] = []
-    with Session(base_url=upstream.url, sleep=sleeps.append) as session:
+    with Session(base_url=upstream.url, sleep=sleeps.append, **otel.providers()) as session:
         with pytest.raises(ApiHTTPError) as info:
             session.put("/b", data=_TellNoSeek(b"payload"))
     assert info.value.status_code == 503 and info.value.attempts == 1
     assert upstream.hits("/b") == 1 and sleeps == []
+    assert sum(p.value for p in otel.points(sc.METRIC_RETRIES)) == 0
+    assert len(otel.spans("CLIENT")) == 1
 
 
 def test_headers_cannot_be_set_to_none() -> None:

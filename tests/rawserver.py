@@ -34,6 +34,7 @@ class RawServer:
         self._sock.settimeout(0.05)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
         self._accepter = threading.Thread(target=self._accept, daemon=True)
         self._accepter.start()
 
@@ -51,6 +52,7 @@ class RawServer:
                 continue
             with self.lock:
                 self.connections += 1
+                self._conns.append(conn)
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -77,5 +79,10 @@ class RawServer:
         self._stop.set()
         self._accepter.join(2)
         self._sock.close()
+        with self.lock:
+            conns = list(self._conns)
+        for conn in conns:  # wakes handlers blocked reading a next request
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
             thread.join(0.5)

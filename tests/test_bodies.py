@@ -248,3 +248,29 @@ def test_large_retried_body_closes_the_connection(raw: list[RawServer]) -> None:
     with session(server.url) as s:
         assert s.get("/r", stream=True).content == b"ok"
     assert (server.requests, server.connections) == (2, 2)
+
+
+@pytest.mark.parametrize("charset", ["idna", "punycode", "base64", "x-unknown"])
+@pytest.mark.parametrize("stream", [True, False])
+def test_hostile_charset_still_gives_a_typed_error(
+    raw: list[RawServer], charset: str, stream: bool
+) -> None:
+    """A charset that cannot decode (idna raises UnicodeError) falls back to UTF-8, typed."""
+    body = b"\xff\xfe bad \x80 bytes"
+
+    def handler(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+        server.send(
+            conn,
+            head(
+                "400 Bad Request",
+                f"Content-Length: {len(body)}",
+                f"Content-Type: text/plain; charset={charset}",
+            )
+            + body,
+        )
+        return True
+
+    server = start(raw, handler)
+    with session(server.url) as s, pytest.raises(ApiHTTPError) as info:
+        s.get("/x", stream=stream)
+    assert "bad" in str(info.value) and "bytes" in str(info.value)

@@ -81,11 +81,13 @@ def _budget(default: float, deadline_at: float | None) -> float:
 
 
 def _decode(data: bytes, response: Response) -> str:
-    """Text in the response's charset (UTF-8 when it names none or an unknown one)."""
+    """Text in the response's charset (UTF-8 when it names none or one that cannot decode)."""
     encoding = response.encoding or "utf-8"
     try:
         return data.decode(encoding, errors="replace")
-    except LookupError:
+    except (LookupError, ValueError):
+        # The server names the charset: an unknown one, a codec that is not text (base64),
+        # or one that refuses errors="replace" (idna, punycode raise UnicodeError).
         return data.decode("utf-8", errors="replace")
 
 

@@ -303,6 +303,8 @@ class FaultServer:
             blocks until the client closes the connection.
         retry_after: The ``Retry-After`` value sent with 429.
         host: The interface; loopback only.
+        port: The port (0: any free one); a fixed one lets a closed server come back on
+            the same origin (``benchmarks/storm.py`` refuses connections that way).
     """
 
     def __init__(
@@ -315,6 +317,7 @@ class FaultServer:
         host: str = "127.0.0.1",
         drip_s: float = 0.05,
         huge_bytes: int = 200 << 20,
+        port: int = 0,
     ) -> None:
         self._schedule = schedule or FaultSchedule()
         self.delay_s = delay_s
@@ -330,7 +333,7 @@ class FaultServer:
         self._with_auth = 0
         self._connections = 0
         self._open: set[socket.socket] = set()
-        self._listener = socket.create_server((host, 0), backlog=128)
+        self._listener = socket.create_server((host, port), backlog=128)
         self.host = host
         self.port: int = self._listener.getsockname()[1]
         self._accept_thread = threading.Thread(

@@ -129,6 +129,13 @@ CASES += [
     ("tracer_provider", "provider", "str"),
     ("tracer_provider", 0, "zero"),
     ("meter_provider", MARK, "object"),
+    ("retry_budget", "abc", "str"),
+    ("retry_budget", {}, "dict"),
+    ("circuit_breaker", 1, "int"),
+    ("idempotency_key", "bad header", "not a token"),
+    ("idempotency_key", "X\r\nY", "CRLF"),
+    ("retry_after_exceeded", "maybe", "unknown word"),
+    ("retry_after_exceeded", True, "bool"),
 ]
 
 
@@ -318,6 +325,10 @@ ALL_ARGUMENTS = (
     "meter_provider",
     "sleep",
     "error_body_limit",
+    "retry_budget",
+    "circuit_breaker",
+    "idempotency_key",
+    "retry_after_exceeded",
 )
 ZERO_IS_VALID = {
     "retries_total",

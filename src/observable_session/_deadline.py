@@ -35,6 +35,7 @@ import contextlib
 import contextvars
 import heapq
 import itertools
+import math
 import os
 import socket
 import sys
@@ -125,6 +126,7 @@ class Watchdog:
         self._seq = itertools.count()
         self._cond = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
+        self._wake_at = math.inf  # when the thread wakes next (-inf: it is not waiting)
 
     def watch(self, at: float) -> Watch:
         """A new watch firing at ``at`` (``time.monotonic()`` clock)."""
@@ -136,7 +138,11 @@ class Watchdog:
                 )
                 self._thread.start()
             heapq.heappush(self._heap, (at, next(self._seq), watch))
-            if self._heap[0][2] is watch:
+            # Wake the thread only when it sleeps past this deadline. A wake per call (as
+            # "new earliest entry" would give once the thread has emptied the heap) costs a
+            # thread switch per request: measured at about 16 us per GET.
+            if at < self._wake_at:
+                self._wake_at = at
                 self._cond.notify()
         return watch
 
@@ -156,24 +162,32 @@ class Watchdog:
             return len(self._heap)
 
     def _due(self) -> list[Watch]:
-        """Wait for the earliest deadline; pop and return every watch that is due."""
+        """Wait for the earliest deadline; pop and return every live watch that is due.
+
+        Cancelled entries are dropped only when due (or by compaction): popping them as soon
+        as they are cancelled would leave the heap empty between calls, and every call would
+        have to wake the thread again.
+        """
         with self._cond:
             while True:
-                while self._heap and self._heap[0][2].cancelled:
-                    heapq.heappop(self._heap)
-                    self._cancelled = max(0, self._cancelled - 1)
+                now = time.monotonic()
+                due: list[Watch] = []
+                while self._heap and self._heap[0][0] <= now:
+                    watch = heapq.heappop(self._heap)[2]
+                    if watch.cancelled:
+                        self._cancelled = max(0, self._cancelled - 1)
+                    else:
+                        due.append(watch)
+                if due:
+                    self._wake_at = -math.inf  # busy firing: it looks at the heap again after
+                    return due
                 if not self._heap:
+                    self._wake_at = math.inf
                     self._cond.wait()
                     continue
-                wait = self._heap[0][0] - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(min(wait, _MAX_WAIT_S))  # threading.TIMEOUT_MAX is finite
-                    continue
-                due: list[Watch] = []
-                now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    due.append(heapq.heappop(self._heap)[2])
-                return due
+                self._wake_at = self._heap[0][0]
+                # threading.TIMEOUT_MAX is finite: wait in slices of at most an hour.
+                self._cond.wait(min(self._wake_at - now, _MAX_WAIT_S))
 
     def _run(self) -> None:
         while True:

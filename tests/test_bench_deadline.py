@@ -28,5 +28,10 @@ def test_quick_run_prints_every_variant_with_ratios() -> None:
         [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    for label in ("watched pools, as shipped", "plain urllib3 pools", "deadline=30 s"):
+    labels = (
+        "no deadline (watched pools, as shipped)",
+        "no deadline, plain urllib3 pools",
+        "deadline=30 s",
+    )
+    for label in labels:
         assert re.search(rf"{re.escape(label)}\s+[\d.]+\s+[\d.]+x\s+[\d.]+\s+[\d.]+x", run.stdout)

@@ -329,3 +329,16 @@ def test_deadline_holds_through_an_http_proxy(serve: Any) -> None:
         took, exc = timed(lambda: s.get("http://upstream.invalid/x", deadline=DEADLINE))
     assert isinstance(exc, DeadlineExceeded) and took < DEADLINE + SLACK, (exc, took)
     assert proxy.requests >= 1
+
+
+def test_a_short_deadline_wakes_a_watchdog_sleeping_on_a_long_one(serve: Any) -> None:
+    """A watch an hour away does not make a 0.3 s deadline wait for it."""
+    server = serve(drip_body)
+    far = WATCHDOG.watch(time.monotonic() + 3600)
+    time.sleep(0.05)  # the thread is now asleep until the far deadline
+    try:
+        with Session(base_url=server.url) as s:
+            took, exc = timed(lambda: s.get("/x", deadline=0.3))
+    finally:
+        WATCHDOG.cancel(far)
+    assert isinstance(exc, DeadlineExceeded) and took < 0.3 + SLACK, (exc, took)

@@ -342,3 +342,37 @@ def test_a_short_deadline_wakes_a_watchdog_sleeping_on_a_long_one(serve: Any) ->
     finally:
         WATCHDOG.cancel(far)
     assert isinstance(exc, DeadlineExceeded) and took < 0.3 + SLACK, (exc, took)
+
+
+def test_deadline_holds_during_a_dripping_tls_handshake() -> None:
+    """https: a server that drips its handshake record a byte at a time is cut at the deadline."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def tls_drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)  # the ClientHello
+            for byte in b"\x16\x03\x03\x40\x00" + b"\x02" * 16384:  # one 16 kB record
+                if stop.wait(0.02):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=tls_drip, daemon=True)
+    thread.start()
+    try:
+        with Session() as s:
+            took, exc = timed(
+                lambda: s.get(f"https://127.0.0.1:{port}/", deadline=DEADLINE, verify=False)
+            )
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(2)
+    assert isinstance(exc, DeadlineExceeded) and took < DEADLINE + SLACK, (exc, took)

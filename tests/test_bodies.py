@@ -274,3 +274,48 @@ def test_hostile_charset_still_gives_a_typed_error(
     with session(server.url) as s, pytest.raises(ApiHTTPError) as info:
         s.get("/x", stream=stream)
     assert "bad" in str(info.value) and "bytes" in str(info.value)
+
+
+KEY = "sk-live-0123456789abcdefghijklmnop"
+
+
+@pytest.mark.parametrize("pad", [980, 990, 995, 999])
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_secret_across_the_message_cut_is_masked_whole(
+    raw: list[RawServer], pad: int, stream: bool
+) -> None:
+    """A server that pads its echo so the key straddles the 1000-character cut leaks nothing."""
+    body = ("x" * pad + KEY + " tail").encode()
+
+    def handler(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+        server.send(conn, head("400 Bad Request", f"Content-Length: {len(body)}") + body)
+        return True
+
+    server = start(raw, handler)
+    with (
+        Session(base_url=server.url, auth_headers={"X-Key": KEY}) as s,
+        pytest.raises(ApiHTTPError) as info,
+    ):
+        s.get("/x", stream=stream)
+    message = str(info.value) + repr(info.value)
+    assert not any(KEY[:n] in message for n in range(6, len(KEY) + 1)), message[-60:]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_deeply_nested_json_error_is_typed(raw: list[RawServer], stream: bool) -> None:
+    """A JSON error body nested 30,000 deep (RecursionError in json) still gives ApiHTTPError."""
+    body = b"[" * 30000 + b"]" * 30000
+
+    def handler(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+        server.send(
+            conn,
+            head(
+                "400 Bad Request", f"Content-Length: {len(body)}", "Content-Type: application/json"
+            )
+            + body,
+        )
+        return True
+
+    server = start(raw, handler)
+    with session(server.url) as s, pytest.raises(ApiHTTPError):
+        s.get("/x", stream=stream)

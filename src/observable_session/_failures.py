@@ -61,7 +61,7 @@ def _detail(response: Response, body_limit: int) -> str:
     if complete and text.lstrip()[:1] in ("{", "["):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # a hostile body nests 30,000 deep
             data = None
     if isinstance(data, dict):
         error = data.get("error")
@@ -71,8 +71,17 @@ def _detail(response: Response, body_limit: int) -> str:
             error,
         ):
             if isinstance(candidate, str) and candidate:
-                return candidate[:1000]
-    return text.strip()[:1000]
+                return _masked_cut(candidate)
+    return _masked_cut(text.strip())
+
+
+def _masked_cut(text: str) -> str:
+    """The first 1000 characters, masked *before* the cut.
+
+    Cut first, a secret the server placed across character 1000 would keep its first
+    characters unmasked (the redactor only knows whole values).
+    """
+    return DEFAULT_REDACTOR.mask(text)[:1000]
 
 
 _ERROR_CLASSES: tuple[tuple[type[BaseException], type[RequestsApiError]], ...] = (

@@ -49,7 +49,7 @@ def huge(status: str, size: int) -> Any:
 
     def handler(server: RawServer, conn: socket.socket, _: bytes) -> bool:
         server.send(conn, head(status, f"Content-Length: {size}", "Content-Type: text/plain"))
-        block = b"e" * 65536
+        block = (b"e" * 63 + b" ") * 1024  # words: a cut body keeps all but its last
         left = size
         while left > 0:
             server.send(conn, block[:left])
@@ -319,3 +319,42 @@ def test_deeply_nested_json_error_is_typed(raw: list[RawServer], stream: bool) -
     server = start(raw, handler)
     with session(server.url) as s, pytest.raises(ApiHTTPError):
         s.get("/x", stream=stream)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_secret_cut_by_the_body_limit_is_not_half_shown(
+    raw: list[RawServer], stream: bool
+) -> None:
+    """Padding that puts the key across the 64 KiB read limit (strip() brings it to the front)."""
+    body = (" " * (65536 - 12) + KEY + " tail").encode()
+
+    def handler(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+        server.send(conn, head("400 Bad Request", f"Content-Length: {len(body)}") + body)
+        return True
+
+    server = start(raw, handler)
+    with (
+        Session(base_url=server.url, auth_headers={"X-Key": KEY}) as s,
+        pytest.raises(ApiHTTPError) as info,
+    ):
+        s.get("/x", stream=stream)
+    message = str(info.value) + repr(info.value)
+    assert not any(KEY[:n] in message for n in range(6, len(KEY) + 1)), message[-60:]
+
+
+def test_a_secret_cut_where_the_server_stops_is_not_half_shown(raw: list[RawServer]) -> None:
+    """stream=True: a body cut short in the middle of an echoed key shows none of it."""
+    sent = ("x" * 500 + " " + KEY[:16]).encode()
+
+    def handler(server: RawServer, conn: socket.socket, _: bytes) -> bool:
+        server.send(conn, head("400 Bad Request", "Content-Length: 5000") + sent)
+        return False
+
+    server = start(raw, handler)
+    with (
+        Session(base_url=server.url, auth_headers={"X-Key": KEY}) as s,
+        pytest.raises(ApiHTTPError) as info,
+    ):
+        s.get("/x", stream=True)
+    message = str(info.value) + repr(info.value)
+    assert not any(KEY[:n] in message for n in range(6, 17)), message[-60:]

@@ -91,6 +91,17 @@ def _decode(data: bytes, response: Response) -> str:
         return data.decode("utf-8", errors="replace")
 
 
+_DELIMITERS = " \t\r\n\"'<>,;&="
+
+
+def _without_partial_tail(text: str) -> str:
+    """``text`` up to its last delimiter: a body cut short (at the limit, or where the server
+    chose to stop) may end inside an echoed secret, which the redactor, knowing only whole
+    values, would leave half unmasked."""
+    cut = max(text.rfind(c) for c in _DELIMITERS)
+    return text[: cut + 1] if cut >= 0 else ""
+
+
 def error_text(response: Response, limit: int) -> tuple[str, bool]:
     """At most ``limit`` bytes of the body as text, and whether that was the whole body.
 
@@ -105,7 +116,9 @@ def error_text(response: Response, limit: int) -> tuple[str, bool]:
             content = response.content or b""
         except Exception:  # a failed earlier read leaves no body
             return "", False
-        return _decode(content[:limit], response), len(content) <= limit
+        if len(content) <= limit:
+            return _decode(content, response), True
+        return _without_partial_tail(_decode(content[:limit], response)), False
     if response.raw is None:
         return "", False
     # The call's deadline (set by the session) bounds this read too: the message is part of
@@ -121,7 +134,8 @@ def error_text(response: Response, limit: int) -> tuple[str, bool]:
         response._content_consumed = True
     else:
         close_quietly(response)
-    return _decode(data, response), complete
+    text = _decode(data, response)
+    return (text, True) if complete else (_without_partial_tail(text), False)
 
 
 def drain(response: Response, limit: int, deadline_at: float | None = None) -> None:

@@ -358,3 +358,43 @@ def test_a_secret_cut_where_the_server_stops_is_not_half_shown(raw: list[RawServ
         s.get("/x", stream=True)
     message = str(info.value) + repr(info.value)
     assert not any(KEY[:n] in message for n in range(6, 17)), message[-60:]
+
+
+class _MinimalRaw:
+    """A raw body of a custom transport: read1 and read only (no closed, no connection)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read1(self, n: int = -1, decode_content: bool | None = None) -> bytes:
+        chunk, self._data = self._data[:n], self._data[n:]
+        return chunk
+
+    read = read1
+
+
+class _Transport(requests.adapters.BaseAdapter):
+    """Answers every request with a 500 whose body is a _MinimalRaw."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code = 500
+        response.raw = _MinimalRaw(b"custom transport says no")
+        response.request = request
+        response.url = request.url or ""
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_custom_transport_raw_without_closed_is_read(retries: int, stream: bool) -> None:
+    """A transport whose raw body is not urllib3's: retried, drained, the message has the body."""
+    with Session(retries_total=retries, sleep=lambda s: None) as s:
+        s.mount("mock://", _Transport())
+        with pytest.raises(ApiHTTPError) as info:
+            s.get("mock://host/x", stream=stream)
+    assert "custom transport says no" in str(info.value)
+    assert info.value.attempts == retries + 1

@@ -80,6 +80,16 @@ def _budget(default: float, deadline_at: float | None) -> float:
     return min(default, deadline_at - time.monotonic())
 
 
+def _at_end(response: Response, chunks: list[bytes]) -> bool:
+    """Whether the body was read to its end: urllib3's ``closed`` (http.client closes its file
+    there), or, for a raw stream without it (a custom transport), a last read of ``b""``."""
+    try:
+        closed = response.raw.closed
+    except Exception:  # a raw object of another kind
+        return chunks[-1:] == [b""]
+    return bool(closed)
+
+
 def _decode(data: bytes, response: Response) -> str:
     """Text in the response's charset (UTF-8 when it names none or one that cannot decode)."""
     encoding = response.encoding or "utf-8"
@@ -128,7 +138,7 @@ def error_text(response: Response, limit: int) -> tuple[str, bool]:
     data = b"".join(chunks)
     # Complete only when http.client closed its file at the end of the body (after the length
     # it announced, the last chunk, or EOF): then urllib3 has put the connection back.
-    complete = not failed and bool(response.raw.closed)
+    complete = not failed and _at_end(response, chunks)
     if complete:
         response._content = data
         response._content_consumed = True
@@ -144,8 +154,8 @@ def drain(response: Response, limit: int, deadline_at: float | None = None) -> N
         close_quietly(response)
         return
     budget = _budget(DRAIN_BUDGET_S, deadline_at)
-    _, failed = _bounded_chunks(response, limit + 1, budget, decode=False)
-    if failed or not response.raw.closed:
+    chunks, failed = _bounded_chunks(response, limit + 1, budget, decode=False)
+    if failed or not _at_end(response, chunks):
         # The end was not reached: closing the raw response closes its connection too,
         # so a half-read socket is never handed to the next request.
         with contextlib.suppress(Exception):

@@ -36,6 +36,7 @@ from urllib3.exceptions import (
     NewConnectionError,
     ProtocolError,
 )
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from ._config import check_bool, check_count, check_seconds
@@ -199,6 +200,8 @@ class RetryPolicy:
             return Decision(None, reason, exhausted=True)
         try:
             raw = response.raw if response is not None else None
+            if not isinstance(raw, BaseHTTPResponse):  # a custom transport's raw body
+                raw = None
             new = retry.increment(method=method, response=raw, error=error)
         except MaxRetryError:
             return Decision(None, reason, exhausted=True)

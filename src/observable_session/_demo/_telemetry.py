@@ -26,7 +26,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from .._version import __version__
 from ._collect import SpanRecorder
 
-__all__ = ["DEMO_SERVICE_NAME", "DemoTelemetry", "otlp_endpoint", "setup_telemetry"]
+__all__ = [
+    "DEMO_SERVICE_NAME",
+    "DemoTelemetry",
+    "otlp_endpoint",
+    "prometheus_reader",
+    "setup_telemetry",
+]
 
 DEMO_SERVICE_NAME = "observable-session-demo"
 #: How often metrics are pushed over OTLP.
@@ -38,6 +44,27 @@ OTLP_TIMEOUT_S = 5.0
 def otlp_endpoint(base: str, signal: str) -> str:
     """``http://host:4318`` + ``traces`` -> ``http://host:4318/v1/traces``."""
     return f"{base.rstrip('/')}/v1/{signal}"
+
+
+def prometheus_reader(registry: Any) -> MetricReader:
+    """A ``PrometheusMetricReader`` whose collector sits in ``registry`` (not the global one).
+
+    ``registry=`` exists from opentelemetry-exporter-prometheus 0.63b0 on; older readers
+    always register with prometheus_client's global ``REGISTRY``, so move the collector.
+    """
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import REGISTRY
+
+    try:
+        return PrometheusMetricReader(registry=registry)  # type: ignore[call-arg,unused-ignore]
+    except TypeError:
+        reader = PrometheusMetricReader()
+        collector = reader._collector  # type: ignore[attr-defined,unused-ignore]
+        REGISTRY.unregister(collector)
+        registry.register(collector)
+        # Its shutdown() would unregister from the global REGISTRY again (a KeyError now).
+        reader.shutdown = lambda *args, **kwargs: registry.unregister(collector)  # type: ignore[method-assign]
+        return reader
 
 
 def _resource() -> Resource:
@@ -137,11 +164,10 @@ def setup_telemetry(
     prometheus_server: Any = None
     bound_port: int | None = None
     if prometheus_port is not None:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from prometheus_client import CollectorRegistry, start_http_server
 
         registry = CollectorRegistry()
-        readers.append(PrometheusMetricReader(registry=registry))
+        readers.append(prometheus_reader(registry))
         prometheus_server, _ = start_http_server(prometheus_port, prometheus_addr, registry)
         bound_port = int(prometheus_server.server_port)
     logger_provider: Any = None

@@ -90,16 +90,14 @@ def _logging_to(stream: LogTap, extra_handler: logging.Handler | None) -> Iterat
     """Route structlog and stdlib logging through the redacting JSON chain, then restore."""
     import structlog
 
-    from ..logs import RedactingFilter, configure_logging
+    from ..logs import configure_logging
 
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
     saved_structlog = structlog.get_config()
-    json_handler = configure_logging("INFO", json=True, stream=cast(IO[str], stream))
+    configure_logging("INFO", json=True, stream=cast(IO[str], stream))
     if extra_handler is not None:
-        # The OTLP log handler gets the same redacting formatter, and the filter besides.
-        extra_handler.setFormatter(json_handler.formatter)
-        extra_handler.addFilter(RedactingFilter())
+        # The OTLP handler (otel_logs.redacting_log_handler) masks its own copy of a record.
         root.addHandler(extra_handler)
     try:
         yield

@@ -292,3 +292,32 @@ def test_demo_build_sends_only_what_it_copies() -> None:
     for sources in copied:
         for source in sources.split():
             assert f"!{source}" in ignore or f"!{source}/" in ignore, source
+
+
+def _fake_docker_without_compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a ``docker`` CLI on PATH, which fails ``docker compose ...`` like one without the
+    plugin does (``unknown shorthand flag: 'f'``)."""
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\necho \"unknown shorthand flag: 'f' in -f\" >&2\nexit 125\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+
+def test_compose_check_skips_without_the_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker's CLI without a compose plugin: the compose check skips, saying why."""
+    _fake_docker_without_compose(tmp_path, monkeypatch)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="without its compose plugin"):
+        test_docker_compose_accepts_the_file()
+
+
+def test_compose_check_fails_without_the_plugin_under_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under CI the same machine is a failure: .ci/run must install docker-compose."""
+    _fake_docker_without_compose(tmp_path, monkeypatch)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="compose"):
+        test_docker_compose_accepts_the_file()

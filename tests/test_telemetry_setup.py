@@ -108,3 +108,26 @@ def test_warning_goes_to_the_stdlib_logger_unconfigured(upstream: Upstream) -> N
     lines = out.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(sc.EVENT_TELEMETRY_FAILED)
     assert "tracer plug-in exploded" in lines[0]
+
+
+def test_a_raising_log_processor_never_breaks_a_request(upstream: Upstream) -> None:
+    """An application's structlog processor that raises: the request works, one stdlib warning."""
+    import subprocess
+    import sys
+
+    upstream.script("/flaky", Reply(503), Reply(200))
+    code = (
+        "import structlog\n"
+        "def broken(logger, name, event): raise ValueError('processor exploded')\n"
+        "structlog.configure(processors=[broken])\n"
+        "from observable_session import Session\n"
+        f"s = Session(base_url={upstream.url!r}, sleep=lambda seconds: None)\n"
+        "print(s.get('/flaky').status_code, s.get('/flaky').status_code)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "200 200"
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(sc.EVENT_LOGGING_FAILED), out.stderr
+    assert "processor exploded" in lines[0]

@@ -20,7 +20,8 @@ from typing import Any, Final
 
 import structlog
 
-from ._semconv import LOGGER_NAME
+from ..redaction import DEFAULT_REDACTOR
+from ._semconv import EVENT_LOGGING_FAILED, LOGGER_NAME
 
 __all__ = ["emit", "enabled", "warn"]
 
@@ -59,11 +60,32 @@ def emit(level: str, event: str, fields: dict[str, Any]) -> None:
     record's attributes (``extra=``), so a handler such as OpenTelemetry's
     ``LoggingHandler`` exports them as log attributes.
     """
-    if structlog.is_configured():
-        getattr(_structlog, level)(event, **fields)
+    try:
+        if structlog.is_configured():
+            getattr(_structlog, level)(event, **fields)
+            return
+        rendered = " ".join(f"{key}={value}" for key, value in fields.items())
+        _stdlib.log(_LEVELS[level], "%s %s", event, rendered, extra=fields)
+    except Exception as exc:  # a raising processor or handler must not break the request
+        _logging_failed(exc)
+
+
+_FAILED_TYPES: set[str] = set()
+
+
+def _logging_failed(exc: Exception) -> None:
+    """Say once per error type, straight to the stdlib logger, that an event was lost."""
+    kind = type(exc).__name__
+    if kind in _FAILED_TYPES:
         return
-    rendered = " ".join(f"{key}={value}" for key, value in fields.items())
-    _stdlib.log(_LEVELS[level], "%s %s", event, rendered, extra=fields)
+    _FAILED_TYPES.add(kind)
+    with contextlib.suppress(Exception):
+        _stdlib.warning(
+            "%s error_type=%s cause=%s",
+            EVENT_LOGGING_FAILED,
+            kind,
+            DEFAULT_REDACTOR.mask(f"{kind}: {exc}"),
+        )
 
 
 def warn(event: str, **fields: Any) -> None:

@@ -67,6 +67,7 @@ EVENT_RETRIES_EXHAUSTED: Final = "observable_session.retries.exhausted"
 EVENT_REQUEST_COMPLETED: Final = "observable_session.request.completed"
 EVENT_TELEMETRY_FAILED: Final = "observable_session.telemetry.failed"
 EVENT_TELEMETRY_DEGRADED: Final = "observable_session.telemetry.degraded"
+EVENT_LOGGING_FAILED: Final = "observable_session.logging.failed"
 
 # The value that stands in for anything redacted.
 REDACTED: Final = "REDACTED"

@@ -47,6 +47,10 @@ METRICS: dict[str, str] = {
     "retries": "observable_session_retries_total",
     # observable_session.retry.backoff: histogram, s
     "retry_backoff": "observable_session_retry_backoff_seconds",
+    # observable_session.wait.duration: histogram, s, one point per Session.wait
+    "wait_duration": "observable_session_wait_duration_seconds",
+    # observable_session.wait.polls: histogram, {poll}, one point per Session.wait
+    "wait_polls": "observable_session_wait_polls",
 }
 
 #: Prometheus label names of the attributes the dashboards filter or group by.
@@ -58,6 +62,7 @@ LABELS: dict[str, str] = {
     "error": "error_type",
     "reason": "observable_session_retry_reason",
     "exhausted": "observable_session_retries_exhausted",
+    "outcome": "observable_session_wait_outcome",
 }
 
 _ATTEMPTS = METRICS["attempt_duration"]
@@ -65,6 +70,7 @@ _LOGICAL = METRICS["request_duration"]
 _BACKOFF = METRICS["retry_backoff"]
 _RETRIES = METRICS["retries"]
 _ACTIVE = METRICS["active_requests"]
+_WAIT = METRICS["wait_duration"]
 
 #: The label matchers every panel query applies: the dashboard's variables.
 SELECTOR = (
@@ -89,6 +95,48 @@ def _rate(metric: str, *extra: str, window: str = RATE) -> str:
 
 def _quantile(q: str, histogram: str, by: str = "le", window: str = RATE) -> str:
     return f"histogram_quantile({q}, sum by ({by}) ({_rate(histogram + '_bucket', window=window)}))"
+
+
+# Wait metrics carry only url_template and the outcome: filter them by job and route alone.
+WAIT_SELECTOR = '{job=~"$job", url_template=~"$url_template"}'
+
+
+def _wait_panels(y: int) -> list[dict[str, Any]]:
+    """p50/p95 of Session.wait per route, and waits ending per outcome per route."""
+    rate = f"rate({_WAIT}_bucket{WAIT_SELECTOR}[{RATE}])"
+    quantiles = [
+        _target(
+            f"histogram_quantile({q}, sum by (le, url_template) ({rate}))",
+            f"p{q[2:]} {{{{url_template}}}}",
+            ref,
+            exemplar=True,
+        )
+        for q, ref in (("0.50", "A"), ("0.95", "B"))
+    ]
+    outcomes = _target(
+        f"sum by (url_template, observable_session_wait_outcome) "
+        f"(rate({_WAIT}_count{WAIT_SELECTOR}[{RATE}]))",
+        "{{url_template}} {{observable_session_wait_outcome}}",
+    )
+    return [
+        _timeseries(
+            "Wait time p50/p95 per route",
+            "How long Session.wait takes from the first poll to the end, every poll and "
+            "pause included (observable_session.wait.duration), per polled url_template.",
+            quantiles,
+            "s",
+            (0, y, 12, 8),
+        ),
+        _timeseries(
+            "Waits/s by outcome per route",
+            "Waits ending per second per url_template and outcome: done (until matched), "
+            "failed (fail_when matched), timeout (the deadline ran out), error (a poll failed).",
+            [outcomes],
+            "reqps",
+            (12, y, 12, 8),
+            stack=True,
+        ),
+    ]
 
 
 def _error_ratio(by: str, window: str = RATE) -> str:
@@ -546,10 +594,12 @@ def _panels() -> list[dict[str, Any]]:
             "short",
             (0, 38, 24, 7),
         ),
-        _row("Endpoints", 45),
-        _endpoint_table(46),
-        _row("Logs", 56),
-        _logs_panel(57),
+        _row("Waits", 45),
+        *_wait_panels(46),
+        _row("Endpoints", 54),
+        _endpoint_table(55),
+        _row("Logs", 65),
+        _logs_panel(66),
     ]
     for number, panel in enumerate(panels, start=1):
         panel["id"] = number

@@ -144,6 +144,7 @@ def exported() -> dict[str, set[str]]:
         for path in ("/jobs/{job_id}", "/flaky/{job_id}", "/missing/{job_id}", "/down/{job_id}"):
             with contextlib.suppress(observable_session.RequestsApiError):
                 session.get(path, path_params={"job_id": "42"})
+        session.wait("/jobs/{job_id}", path_params={"job_id": "7"}, until=lambda r: True)
         text = generate_latest(registry).decode()
     finally:
         session.close()
@@ -330,6 +331,14 @@ REQUIRED = {
         rf'{_LOGICAL}_count\{{[^}}]*observable_session_retries_exhausted="true"'
     ),
     "active requests": r"http_client_active_requests\{",
+    "wait time quantiles": (
+        r"histogram_quantile\(0\.95, sum by \(le, url_template\) "
+        r"\(rate\(observable_session_wait_duration_seconds_bucket"
+    ),
+    "waits by outcome": (
+        r"by \(url_template, observable_session_wait_outcome\) "
+        r"\(rate\(observable_session_wait_duration_seconds_count"
+    ),
 }
 
 

@@ -275,9 +275,11 @@ def _calls(session: Any, refused: Any) -> list[Callable[[], Any]]:
             lambda: session.get("/reset/{job_id}", path_params=job),
             lambda: session.get("/missing/{job_id}", path_params=job),
             lambda: refused.get("/health", url_template="/health"),
+            lambda: session.wait("/jobs/{job_id}", path_params=job, until=lambda r: True),
         ]
         if n < 2:  # real waiting: keep it to two rounds
             calls.append(lambda: session.get("/slow/{job_id}", path_params=job, timeout=0.1))
+            calls.append(lambda: session.wait("/missing/{job_id}", path_params=job, until=bool))
         return calls
 
     return [call for n in range(12) for call in round_calls(n)]
@@ -377,3 +379,18 @@ def test_failed_requests_keep_their_upstream(scraped: str) -> None:
         scraped, 'observable_session_request_duration_seconds_count{server_address=""}'
     )
     assert result == [], [sample["metric"] for sample in result]
+
+
+def test_waits_reach_prometheus_by_route_and_outcome(scraped: str) -> None:
+    """Session.wait's duration histogram arrives per url_template and outcome."""
+    result = generate.query(
+        scraped,
+        "sum by (url_template, observable_session_wait_outcome) "
+        "(observable_session_wait_duration_seconds_count)",
+    )
+    seen = {
+        (r["metric"].get("url_template"), r["metric"].get("observable_session_wait_outcome"))
+        for r in result
+    }
+    assert ("/jobs/{job_id}", "done") in seen
+    assert ("/missing/{job_id}", "error") in seen

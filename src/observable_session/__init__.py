@@ -23,6 +23,8 @@ from .errors import (
     InvalidConfigError,
     InvalidURLError,
     RequestsApiError,
+    WaitFailed,
+    WaitTimeout,
 )
 from .logs import RedactingFilter, add_trace_context, configure_logging
 from .redaction import RedactingSpanExporter, Redactor, redact_event
@@ -48,6 +50,8 @@ __all__ = [
     "RequestsApiError",
     "RetryPolicy",
     "Session",
+    "WaitFailed",
+    "WaitTimeout",
     "__version__",
     "add_trace_context",
     "configure_logging",

@@ -391,6 +391,56 @@ class Session(requests.Session):
             raise http_error(response)
         return response
 
+    def wait(
+        self,
+        target: str | Response,
+        *,
+        until: Callable[[Response], object],
+        fail_when: Callable[[Response], object] | None = None,
+        interval: float = 1.0,
+        max_interval: float = 30.0,
+        multiplier: float = 1.5,
+        jitter: float = 0.1,
+        deadline: float | None = None,
+        method: str = "GET",
+        **request_kwargs: Any,
+    ) -> Response:
+        """Poll ``target`` until ``until(response)`` is true; one span, one deadline.
+
+        Args:
+            target: A URL (relative to ``base_url``; ``path_params``/``url_template`` as
+                for ``request``), or a submit call's Response: its ``Operation-Location``,
+                else its ``Location``, is polled.
+            until: Ends the wait with the response it is true for.
+            fail_when: Ends the wait with :class:`WaitFailed` (checked first).
+            interval: Seconds between the first two polls; then times ``multiplier``.
+            max_interval: Cap on every pause, a ``Retry-After`` included.
+            multiplier: Growth of the pause after each poll (>= 1).
+            jitter: Each computed pause is scaled by a random factor in
+                ``[1 - jitter, 1 + jitter]``.
+            deadline: Seconds for the whole wait, sleeps included (default: the
+                session's); then :class:`WaitTimeout`.
+            method: The polls' method.
+            **request_kwargs: Passed to every poll's ``request`` (headers, params, ...).
+
+        See :mod:`observable_session._wait` for when a failing poll ends the wait.
+        """
+        from ._wait import wait
+
+        return wait(
+            self,
+            target,
+            until=until,
+            fail_when=fail_when,
+            interval=interval,
+            max_interval=max_interval,
+            multiplier=multiplier,
+            jitter=jitter,
+            deadline=deadline,
+            method=method,
+            request_kwargs=request_kwargs,
+        )
+
     def prepare_request(self, request: Request) -> PreparedRequest:
         """Prepare ``request`` as requests does, then add the auth headers where allowed."""
         cookies = request.cookies or {}

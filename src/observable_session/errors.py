@@ -157,3 +157,56 @@ class InvalidURLError(RequestsApiError, requests.exceptions.InvalidURL):
 
 class InvalidConfigError(RequestsApiError, ValueError):
     """A constructor or call argument is invalid; the message names it, never its value."""
+
+
+# -- waiting for a job (Session.wait) --------------------------------------------------
+#
+#     RequestsApiError
+#      ├── WaitFailed          fail_when matched a poll's response
+#      └── ApiTimeout
+#           └── DeadlineExceeded
+#                └── WaitTimeout  the wait's deadline ran out, sleeps included
+
+
+class _WaitErrorMixin:
+    """What a wait error carries beyond a request error: the poll count."""
+
+    polls: int
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_wait, (type(self), str(self), self.polls))
+
+
+def _rebuild_wait(
+    cls: type[WaitFailed | WaitTimeout], message: str, polls: int
+) -> RequestsApiError:
+    return cls(message, polls=polls)
+
+
+class WaitFailed(_WaitErrorMixin, RequestsApiError):
+    """``Session.wait``'s ``fail_when`` matched: the job failed.
+
+    Attributes:
+        response: The poll response that matched ``fail_when``.
+        polls: How many polls the wait made.
+    """
+
+    def __init__(self, message: str, *, response: Response | None = None, polls: int = 0) -> None:
+        super().__init__(message, response=response)
+        self.polls = polls
+
+
+class WaitTimeout(_WaitErrorMixin, DeadlineExceeded):
+    """``Session.wait``'s deadline ran out before ``until`` matched (sleeps included).
+
+    Attributes:
+        response: The last poll response, or ``None`` if no poll answered.
+        polls: How many polls the wait made.
+    """
+
+    def __init__(self, message: str, *, response: Response | None = None, polls: int = 0) -> None:
+        super().__init__(message, response=response)
+        self.polls = polls
+
+
+__all__ += ["WaitFailed", "WaitTimeout"]

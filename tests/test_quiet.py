@@ -161,3 +161,15 @@ def test_no_debug_event_is_built_at_info(
     with Session(base_url=upstream.url, sleep=lambda seconds: None) as s:
         s.get("/flaky")
     assert levels == ["warning", "info"]
+
+
+def test_unconfigured_wait_is_quiet(upstream: Upstream) -> None:
+    """A wait that completes logs at info: unconfigured, nothing reaches stdout or stderr."""
+    upstream.script("/jobs/1", Reply(200, {"state": "RUNNING"}), Reply(200, {"state": "DONE"}))
+    code = (
+        "from observable_session import Session\n"
+        f"s = Session(base_url={upstream.url!r}, sleep=lambda seconds: None)\n"
+        "s.wait('/jobs/1', until=lambda r: r.json()['state'] == 'DONE', interval=1)\n"
+    )
+    out = _run(code)
+    assert out.stdout == "" and out.stderr == ""

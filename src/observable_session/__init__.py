@@ -19,6 +19,7 @@ from .errors import (
     ApiTimeout,
     ApiTooManyRedirects,
     AttemptRecord,
+    CircuitOpenError,
     DeadlineExceeded,
     InvalidConfigError,
     InvalidURLError,
@@ -27,6 +28,7 @@ from .errors import (
     WaitTimeout,
 )
 from .logs import RedactingFilter, add_trace_context, configure_logging
+from .policies import BreakerState, CircuitBreaker, RetryBudget
 from .redaction import RedactingSpanExporter, Redactor, redact_event
 
 __all__ = [
@@ -41,6 +43,9 @@ __all__ = [
     "ApiTimeout",
     "ApiTooManyRedirects",
     "AttemptRecord",
+    "BreakerState",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "DeadlineExceeded",
     "InvalidConfigError",
     "InvalidURLError",
@@ -48,6 +53,7 @@ __all__ = [
     "RedactingSpanExporter",
     "Redactor",
     "RequestsApiError",
+    "RetryBudget",
     "RetryPolicy",
     "Session",
     "WaitFailed",

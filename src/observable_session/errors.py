@@ -9,7 +9,8 @@ Every exception is rooted at :class:`RequestsApiError`, and each also subclasses
           ├── ApiConnectionError      (+ requests.ConnectionError) refused, DNS, reset, truncated
           │    ├── ApiConnectTimeout   (+ ApiTimeout, requests.ConnectTimeout)
           │    ├── ApiSSLError         (+ requests.exceptions.SSLError)
-          │    └── ApiProxyError       (+ requests.exceptions.ProxyError)
+          │    ├── ApiProxyError       (+ requests.exceptions.ProxyError)
+          │    └── CircuitOpenError                                open circuit: nothing sent
           ├── ApiTooManyRedirects     (+ requests.TooManyRedirects)
           ├── ApiContentDecodingError (+ requests.exceptions.ContentDecodingError)
           ├── ApiTimeout              (+ requests.Timeout)         connect or read timeout
@@ -44,6 +45,7 @@ __all__ = [
     "ApiTimeout",
     "ApiTooManyRedirects",
     "AttemptRecord",
+    "CircuitOpenError",
     "DeadlineExceeded",
     "InvalidConfigError",
     "InvalidURLError",
@@ -78,7 +80,16 @@ class RequestsApiError(requests.RequestException):
         status_code: Its status code, or ``None``.
         attempts: How many attempts the logical request made.
         history: One :class:`AttemptRecord` per attempt, in order.
+        retry_denied: Why a retry the policy wanted was not made, if one was denied:
+            ``"budget"`` (the retry budget), ``"circuit_open"`` (the circuit breaker) or
+            ``"retry_after"`` (``Retry-After`` above ``retry_after_max`` with
+            ``retry_after_exceeded="raise"``); else ``None``.
+        retry_after: Seconds the server asked to wait (``Retry-After``) when
+            ``retry_denied == "retry_after"``, else ``None``.
     """
+
+    retry_denied: str | None = None
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -157,6 +168,16 @@ class InvalidURLError(RequestsApiError, requests.exceptions.InvalidURL):
 
 class InvalidConfigError(RequestsApiError, ValueError):
     """A constructor or call argument is invalid; the message names it, never its value."""
+
+
+class CircuitOpenError(ApiConnectionError):
+    """The origin's circuit breaker is open: the call failed at once, no socket was opened.
+
+    Attributes:
+        retry_in: Seconds until the breaker lets a probe through (0.0 when one is in flight).
+    """
+
+    retry_in: float = 0.0
 
 
 # -- waiting for a job (Session.wait) --------------------------------------------------

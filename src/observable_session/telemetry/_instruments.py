@@ -121,6 +121,7 @@ class Instruments:
         "active_requests",
         "attempt_duration",
         "backoff",
+        "meter",
         "request_duration",
         "retries",
         "tracer",
@@ -128,6 +129,7 @@ class Instruments:
 
     def __init__(self, tracer: Tracer, meter: Meter) -> None:
         self.tracer = tracer
+        self.meter = meter  # for the instruments of other policies (telemetry/_overload.py)
         self.attempt_duration = _histogram(
             meter,
             sc.METRIC_CLIENT_REQUEST_DURATION,

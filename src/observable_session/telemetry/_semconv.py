@@ -100,3 +100,15 @@ WAIT_POLLS_BUCKETS: Final = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0,
 
 # The value that stands in for anything redacted.
 REDACTED: Final = "REDACTED"
+
+# -- overload protection (retry budget, circuit breaker, idempotency keys) -------------
+RETRY_DENIED_EVENT: Final = "observable_session.retry.denied"
+RETRY_DENIED_BY: Final = "observable_session.retry.denied_by"
+BREAKER_REJECTED_EVENT: Final = "observable_session.circuit_breaker.rejected"
+BREAKER_FROM_STATE: Final = "observable_session.circuit_breaker.from_state"
+BREAKER_TO_STATE: Final = "observable_session.circuit_breaker.to_state"
+IDEMPOTENCY_KEY: Final = "observable_session.idempotency_key"
+METRIC_RETRIES_DENIED: Final = "observable_session.retry.denied"
+METRIC_BREAKER_STATE: Final = "observable_session.circuit_breaker.state"
+METRIC_BREAKER_TRANSITIONS: Final = "observable_session.circuit_breaker.transitions"
+METRIC_BREAKER_REJECTED: Final = "observable_session.circuit_breaker.rejected"

@@ -30,7 +30,7 @@ from pathlib import Path
 import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_overhead import _configure_structlog, find_nginx, nginx
+from bench_overhead import _configure_logging, find_nginx, nginx
 from observable_session import Session
 
 VARIANTS = {
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 rounds of 50 GETs")
     args = parser.parse_args(argv)
     rounds, count = (3, 50) if args.quick else (args.rounds, args.requests)
-    _configure_structlog()  # INFO, as bench_overhead: the debug completion event is not printed
+    _configure_logging()  # as bench_overhead: INFO, lines go nowhere
     binary = find_nginx()
     if binary is None:
         print("nginx not found (apt-get install nginx)", file=sys.stderr)

@@ -364,10 +364,21 @@ def test_cookie_set_by_the_server_is_masked(upstream: Upstream) -> None:
         assert DEFAULT_REDACTOR.mask("sid was server-set-cookie-777") == f"sid was {REDACTED}"
 
 
-def test_repr_masks_userinfo_in_base_url() -> None:
-    """repr(session) shows no userinfo of base_url."""
-    s = Session(base_url="https://user:repr-pass-1357@api.example.com/v1/")
-    assert "repr-pass-1357" not in repr(s) and "user:" not in repr(s)
+def test_userinfo_in_base_url_is_refused_without_echoing_it() -> None:
+    """base_url with userinfo is refused at construction; the error names no password."""
+    from observable_session import InvalidConfigError
+
+    with pytest.raises(InvalidConfigError) as info:
+        Session(base_url="https://user:repr-pass-1357@api.example.com/v1/")
+    shown = str(info.value) + repr(info.value) + pickle.dumps(info.value).decode("latin-1")
+    assert "repr-pass-1357" not in shown  # (a traceback would quote this test's own source)
+
+
+def test_repr_masks_userinfo_however_base_url_got_it() -> None:
+    """repr(session) masks userinfo even in a base URL set behind the validation's back."""
+    s = Session(base_url="https://api.example.com/v1/")
+    s._base_url = "https://user:repr-pass-2468@api.example.com/v1/"
+    assert "repr-pass-2468" not in repr(s)
 
 
 # -- 6. the origin rule for credential headers -------------------------------------------

@@ -46,7 +46,7 @@ from requests.auth import HTTPDigestAuth, HTTPProxyAuth
 from requests.models import PreparedRequest
 from requests.utils import requote_uri
 
-from observable_session import ApiHTTPError, Session
+from observable_session import ApiHTTPError, InvalidConfigError, Session
 from observable_session.logs import RedactingFilter, configure_logging
 from observable_session.redaction import mask
 from tests.conftest import Reply, Upstream
@@ -749,7 +749,6 @@ CREDENTIAL_PLACES = {
     "proxy userinfo": "Proxy-Authorization",
     "cookie jar": "Cookie",
     "Set-Cookie": "Cookie",
-    "base_url userinfo": "Authorization",
     "call URL userinfo": "Authorization",
     "auth= HTTPProxyAuth": "Proxy-Authorization",
     "auth= callable setting X-Auth-Token": "X-Auth-Token",
@@ -808,8 +807,6 @@ def _netrc(place: str, secret: str) -> Iterator[None]:
 def _placed_session(echo: EchoServer, cap: Capture, place: str, secret: str) -> Session:
     base = echo.url
     kwargs: dict[str, Any] = {}
-    if place == "base_url userinfo":
-        base = f"http://{USERNAME}:{quote(secret, safe='')}@127.0.0.1:{echo.port}"
     if place == "Session(headers=) X-API-Key":
         kwargs["headers"] = {"X-API-Key": secret}
     session = _quiet_session(base, cap, **kwargs)
@@ -1206,15 +1203,25 @@ def test_call_headers_with_a_sensitive_name_are_stripped_on_a_cross_origin_redir
     assert _carries(other_upstream.seen[0].headers, key) == []
 
 
-def test_repr_masks_userinfo_in_base_url(echo: EchoServer) -> None:
-    """``repr(session)`` never shows the password of a ``base_url`` with userinfo."""
+@pytest.mark.parametrize("how", ["constructor", "setter"])
+def test_userinfo_in_base_url_is_never_shown(echo: EchoServer, how: str) -> None:
+    """A ``base_url`` with userinfo: refused without quoting it, or masked in ``repr``."""
     key = _rotated_value(70003)
-    session = Session(base_url=f"http://{USERNAME}:{key}@127.0.0.1:{echo.port}/api")
+    url = f"http://{USERNAME}:{key}@127.0.0.1:{echo.port}/api"
+    session = Session(base_url=echo.url) if how == "setter" else None
     try:
+        if session is None:
+            session = Session(base_url=url)
+        else:
+            session.base_url = url
+    except InvalidConfigError as exc:
+        text = _error_text(exc)
+    else:
         text = repr(session)
     finally:
-        session.close()
-    assert key not in text and "127.0.0.1" in text
+        if session is not None:
+            session.close()
+    assert key not in text
 
 
 def test_a_header_value_http_client_cannot_encode_is_masked_in_the_error(

@@ -667,7 +667,7 @@ _SPELLING_LEAKS = {
         for form in FORMS[1:]
     ],
 )
-@settings(_PROOF_SETTINGS, max_examples=8)
+@settings(_PROOF_SETTINGS, max_examples=6)
 @given(
     creds=credentials(),
     seed=st.integers(0, 2**32),
@@ -866,7 +866,7 @@ def _echo_placed(
 
 
 @pytest.mark.parametrize("place", sorted(CREDENTIAL_PLACES))
-@settings(_PROOF_SETTINGS, max_examples=6)
+@settings(_PROOF_SETTINGS, max_examples=5)
 @given(data=st.data(), spelling=spellings(FORMS[:-1]), part=st.sampled_from(PARTS))
 def test_a_credential_from_every_place_is_masked_when_echoed(
     world: World, echo: EchoServer, place: str, data: st.DataObject, spelling: Spelling, part: str
@@ -894,7 +894,7 @@ def test_a_credential_from_every_place_is_masked_when_echoed(
 _KEY_CHARS = st.sampled_from("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_~+/")
 
 
-@settings(_PROOF_SETTINGS, max_examples=30)
+@settings(_PROOF_SETTINGS, max_examples=20)
 @given(
     tail=st.text(_KEY_CHARS, min_size=14, max_size=60),
     where=st.sampled_from(["json", "jsonraw", "html", "text"]),
@@ -944,7 +944,7 @@ def crowd(echo: EchoServer) -> Iterator[list[tuple[Session, str]]]:
         session.close()
 
 
-@settings(_PROOF_SETTINGS, max_examples=12)
+@settings(_PROOF_SETTINGS, max_examples=8)
 @given(
     many=st.lists(credentials(), min_size=2, max_size=4),
     pick=st.integers(0, 199),
@@ -1324,7 +1324,7 @@ def test_a_live_sessions_value_outlives_a_twin_that_closed_long_ago(
     assert cap.errors and find_leaks(cap.sinks, [key]) == []
 
 
-@settings(_PROOF_SETTINGS, max_examples=10)
+@settings(_PROOF_SETTINGS, max_examples=6)
 @given(creds=credentials(), spelling=spellings(["plain", "percent", "b64", "b64url"]))
 def test_a_wait_on_a_poll_url_that_echoes_the_key_masks_it(
     world: World, echo: EchoServer, creds: Credentials, spelling: Spelling

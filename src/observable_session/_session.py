@@ -752,9 +752,7 @@ class Session(requests.Session):
             expired = call.deadline_at is not None and (
                 time.monotonic() + decision.backoff >= call.deadline_at
             )
-            denied = None
-            if decision.retry is not None and not expired:
-                denied = guard.may_retry(request.url or "", decision, response, call.attempts)
+            denied = guard.may_retry(request.url or "", decision, response, call.attempts, expired)
             if decision.retry is None or expired or denied is not None:
                 call.history.append(AttemptRecord(status, err, duration))
                 if denied == DENIED_BY_RETRY_AFTER and response is not None:

@@ -5,8 +5,9 @@ The send loop asks and tells; it does not know which policies exist:
 - ``prepare(request)``: before the first attempt (the idempotency key);
 - ``admit(url)``: may an attempt go out? (the circuit breaker, before any socket);
 - ``attempted(url, response, error, decision)``: how it went (the budget, the breaker);
-- ``may_retry(url, decision, response)``: may the retry the retry policy wants be made?
-  (``Retry-After`` above the cap, the retry budget, the circuit breaker).
+- ``may_retry(url, decision, response, ...)``: may the retry the retry policy wants be made?
+  (the retry budget, the circuit breaker); does a ``Retry-After`` above the cap end the call
+  (asked after every attempt, retry wanted or not)?
 
 Each answer is recorded (metrics, span events) through :mod:`..telemetry._overload`.
 """
@@ -23,7 +24,7 @@ from urllib3.util.retry import Retry
 
 from .. import _urls
 from .._failures import http_error
-from .._retry import classify_error
+from .._retry import RETRY_AFTER_STATUSES, classify_error
 from ..errors import CircuitOpenError, InvalidConfigError, RequestsApiError
 from ..redaction import DEFAULT_REDACTOR
 from ..telemetry import _overload as record
@@ -220,22 +221,49 @@ class CallGuard:
             self._transition(breaker, origin, breaker.record(origin, failed))
 
     def may_retry(
-        self, url: str, decision: Decision, response: Response | None, resend_count: int
+        self,
+        url: str,
+        decision: Decision,
+        response: Response | None,
+        resend_count: int,
+        expired: bool = False,
     ) -> str | None:
-        """``None`` when the retry may be made, else why not (also recorded)."""
-        denied = self._denial(url, decision, response)
+        """``None`` when the retry may be made (or none is wanted), else why not (recorded).
+
+        Asked after every attempt: a ``Retry-After`` above the cap ends the call with
+        ``retry_after_exceeded="raise"`` whether or not a retry is left or fits the deadline
+        (the caller wants the server's figure to reschedule); the budget and the breaker are
+        only asked about a retry the retry policy wants and the deadline leaves room for.
+        """
+        if self._retry_after_too_long(response):
+            denied: str | None = DENIED_BY_RETRY_AFTER
+        elif decision.retry is None or expired:
+            return None
+        else:
+            denied = self._denial(url)
         if denied is not None:
             self.denied = denied
-            self._telemetry.retry_denied(denied, decision.reason, resend_count)
+            if decision.retry is not None:  # only a retry that was wanted was denied
+                self._telemetry.retry_denied(denied, decision.reason, resend_count)
         return denied
 
-    def _denial(self, url: str, decision: Decision, response: Response | None) -> str | None:
+    def _retry_after_too_long(self, response: Response | None) -> bool:
+        """With ``"raise"``: a 429/503 asking for longer than ``retry_after_max``."""
         policy = self._policy
-        if policy.retry_after_exceeded == "raise" and decision.retry_after:
-            asked = _retry_after_seconds(response)
-            if asked is not None and asked > policy.retry_after_max:
-                self.retry_after = asked
-                return DENIED_BY_RETRY_AFTER
+        if (
+            policy.retry_after_exceeded != "raise"
+            or response is None
+            or response.status_code not in RETRY_AFTER_STATUSES
+        ):
+            return False
+        asked = _retry_after_seconds(response)
+        if asked is None or not asked > policy.retry_after_max:
+            return False
+        self.retry_after = asked
+        return True
+
+    def _denial(self, url: str) -> str | None:
+        policy = self._policy
         origin = self._origin_of(url)
         if origin is None:
             return None

@@ -1,0 +1,135 @@
+"""The overload policies where an attacker would push them: edge cases found in review.
+
+``retry_after_exceeded="raise"`` when no retry is left or the deadline is shorter than the
+wait, and the new error attributes surviving a pickle round trip.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import pytest
+
+from observable_session import (
+    ApiHTTPError,
+    CircuitBreaker,
+    CircuitOpenError,
+    RetryBudget,
+    Session,
+)
+from observable_session.telemetry import _semconv as sc
+from tests.conftest import Otel, Reply, Upstream
+
+LONG = {"Retry-After": "600"}
+
+
+def make(url: str, sleeps: list[float] | None = None, **kwargs: Any) -> Session:
+    """A session that records its sleeps instead of sleeping."""
+    record = sleeps if sleeps is not None else []
+    return Session(base_url=url, sleep=record.append, **kwargs)
+
+
+# -- retry_after_exceeded="raise" -------------------------------------------------------------
+
+
+def test_raise_with_retries_disabled(upstream: Upstream) -> None:
+    """retries_total=0: the long Retry-After still ends the call with retry_after."""
+    upstream.script("/x", Reply(503, headers=LONG))
+    with make(upstream.url, retry_after_exceeded="raise", retries_total=0) as s:
+        with pytest.raises(ApiHTTPError) as info:
+            s.get("/x")
+    assert info.value.retry_after == 600.0 and info.value.retry_denied == "retry_after"
+
+
+def test_raise_with_retries_disabled_and_no_raise_for_status(upstream: Upstream) -> None:
+    """With "raise" the 429 is raised even when it would be returned and no retry is left."""
+    upstream.script("/x", Reply(429, headers={"Retry-After": "3600"}))
+    with make(upstream.url, retry_after_exceeded="raise", retries_total=0) as s:
+        with pytest.raises(ApiHTTPError) as info:
+            s.get("/x", raise_for_status=False)
+    assert info.value.retry_after == 3600.0 and info.value.status_code == 429
+
+
+def test_raise_on_the_last_attempt(upstream: Upstream) -> None:
+    """A long Retry-After on the attempt that used up the retries is reported too."""
+    sleeps: list[float] = []
+    upstream.script("/x", Reply(503, headers={"Retry-After": "1"}), Reply(503, headers=LONG))
+    with make(upstream.url, sleeps, retry_after_exceeded="raise", retries_total=1) as s:
+        with pytest.raises(ApiHTTPError) as info:
+            s.get("/x")
+    assert sleeps == [1.0] and upstream.hits("/x") == 2
+    assert info.value.retry_after == 600.0 and info.value.attempts == 2
+
+
+def test_raise_beats_a_deadline_shorter_than_the_wait(upstream: Upstream) -> None:
+    """A 30 s deadline and Retry-After: 600: the HTTP error with retry_after, not a deadline."""
+    upstream.script("/x", Reply(503, headers=LONG))
+    with make(upstream.url, retry_after_exceeded="raise", deadline=30) as s:
+        with pytest.raises(ApiHTTPError) as info:
+            s.get("/x")
+    assert type(info.value) is ApiHTTPError
+    assert info.value.retry_after == 600.0 and upstream.hits("/x") == 1
+
+
+def test_cap_mode_unchanged_when_no_retry_is_left(upstream: Upstream) -> None:
+    """With "cap" (the default) the 503 is returned as before, no retry_after."""
+    upstream.script("/x", Reply(503, headers=LONG))
+    with make(upstream.url, retries_total=0, raise_for_status=False) as s:
+        response = s.get("/x")
+    assert response.status_code == 503
+
+
+def test_no_denial_is_counted_when_no_retry_was_wanted(upstream: Upstream, otel: Otel) -> None:
+    """retries_total=0: the call ends with retry_after, but no retry was denied."""
+    upstream.script("/x", Reply(503, headers=LONG))
+    with make(upstream.url, retry_after_exceeded="raise", retries_total=0, **otel.providers()) as s:
+        with pytest.raises(ApiHTTPError):
+            s.get("/x")
+    assert otel.points(sc.METRIC_RETRIES_DENIED) == []
+    (logical,) = otel.spans("INTERNAL")
+    assert [e.name for e in logical.events] == []
+
+
+# -- pickling of the errors' new attributes ---------------------------------------------------
+
+
+def test_budget_denial_survives_pickling(upstream: Upstream) -> None:
+    """retry_denied="budget" (and the status) come back from a pickle round trip."""
+    upstream.script("/x", Reply(503))
+    with make(upstream.url, retry_budget=RetryBudget(max_tokens=2, token_ratio=0.1)) as s:
+        errors = []
+        for _ in range(3):
+            with pytest.raises(ApiHTTPError) as info:
+                s.get("/x")
+            errors.append(info.value)
+    assert errors[-1].retry_denied == "budget"
+    copy = pickle.loads(pickle.dumps(errors[-1]))
+    assert (copy.retry_denied, copy.status_code, copy.attempts) == ("budget", 503, 1)
+
+
+def test_retry_after_survives_pickling(upstream: Upstream) -> None:
+    """retry_after and retry_denied="retry_after" come back from a pickle round trip."""
+    upstream.script("/x", Reply(503, headers=LONG))
+    with make(upstream.url, retry_after_exceeded="raise") as s, pytest.raises(ApiHTTPError) as info:
+        s.get("/x")
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert (copy.retry_after, copy.retry_denied) == (600.0, "retry_after")
+    assert str(copy) == str(info.value)
+
+
+def test_circuit_open_error_survives_pickling(upstream: Upstream) -> None:
+    """A CircuitOpenError keeps retry_in (and stays a requests.ConnectionError)."""
+    import requests
+
+    upstream.script("/x", Reply(503))
+    breaker = CircuitBreaker(minimum_throughput=1, break_duration=5.0)
+    with make(upstream.url, circuit_breaker=breaker, retries_total=0) as s:
+        with pytest.raises(ApiHTTPError):
+            s.get("/x")
+        with pytest.raises(CircuitOpenError) as info:
+            s.get("/x")
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert isinstance(copy, CircuitOpenError) and isinstance(copy, requests.ConnectionError)
+    assert 4.0 < copy.retry_in <= 5.0 and copy.retry_in == info.value.retry_in
+    assert copy.attempts == 0

@@ -91,6 +91,19 @@ def test_every_alert_has_a_unit_test() -> None:
     assert alerts == fired
 
 
+def test_every_recording_rule_has_a_unit_test() -> None:
+    """Each recording rule's own value is checked by a promql_expr_test, not only through alerts."""
+    checked = {
+        case["expr"].strip()
+        for path in RULE_TESTS
+        for test in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]
+        for case in test.get("promql_expr_test", [])
+        if case.get("exp_samples")
+    }
+    recorded = {rule["record"] for rule in _rules() if "record" in rule}
+    assert recorded - checked == set()
+
+
 def test_the_issue_asks_for_these_alerts() -> None:
     """Retry amplification for 10 minutes, budget denials, breaker open, burn rate."""
     by_name = {rule["alert"]: rule for rule in _rules() if "alert" in rule}

@@ -133,3 +133,27 @@ def test_circuit_open_error_survives_pickling(upstream: Upstream) -> None:
     assert isinstance(copy, CircuitOpenError) and isinstance(copy, requests.ConnectionError)
     assert 4.0 < copy.retry_in <= 5.0 and copy.retry_in == info.value.retry_in
     assert copy.attempts == 0
+
+
+def test_raise_on_the_last_attempt_still_says_retries_exhausted(
+    upstream: Upstream, otel: Otel
+) -> None:
+    """The call that used up its retries is marked exhausted, whatever ended it."""
+    upstream.script("/x", Reply(503, headers={"Retry-After": "1"}), Reply(503, headers=LONG))
+    with make(upstream.url, retry_after_exceeded="raise", retries_total=1, **otel.providers()) as s:
+        with pytest.raises(ApiHTTPError):
+            s.get("/x")
+    (logical,) = otel.spans("INTERNAL")
+    assert logical.attributes is not None
+    assert logical.attributes.get(sc.RETRIES_EXHAUSTED) is True
+
+
+def test_a_denied_retry_after_is_not_marked_exhausted(upstream: Upstream, otel: Otel) -> None:
+    """A first attempt's long Retry-After ends the call with its retries unspent."""
+    upstream.script("/x", Reply(503, headers=LONG))
+    with make(upstream.url, retry_after_exceeded="raise", **otel.providers()) as s:
+        with pytest.raises(ApiHTTPError):
+            s.get("/x")
+    (logical,) = otel.spans("INTERNAL")
+    assert logical.attributes is not None
+    assert sc.RETRIES_EXHAUSTED not in logical.attributes

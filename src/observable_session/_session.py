@@ -755,10 +755,11 @@ class Session(requests.Session):
             denied = guard.may_retry(request.url or "", decision, response, call.attempts, expired)
             if decision.retry is None or expired or denied is not None:
                 call.history.append(AttemptRecord(status, err, duration))
-                if denied == DENIED_BY_RETRY_AFTER and response is not None:
-                    raise guard.retry_after_error(response, call.attempts, tuple(call.history))
-                if decision.exhausted or decision.retry is not None:
+                by_retry_after = denied == DENIED_BY_RETRY_AFTER
+                if decision.exhausted or (decision.retry is not None and not by_retry_after):
                     call.recorder.retries_exhausted(call.attempts, decision.reason, expired)
+                if by_retry_after and response is not None:
+                    raise guard.retry_after_error(response, call.attempts, tuple(call.history))
                 if expired and (decision.retry is not None or isinstance(error, requests.Timeout)):
                     raise deadline_error(call, response, error)
                 if error is not None:

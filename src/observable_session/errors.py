@@ -82,8 +82,8 @@ class RequestsApiError(requests.RequestException):
         history: One :class:`AttemptRecord` per attempt, in order.
         retry_denied: Why a retry the policy wanted was not made, if one was denied:
             ``"budget"`` (the retry budget), ``"circuit_open"`` (the circuit breaker) or
-            ``"retry_after"`` (``Retry-After`` above ``retry_after_max`` with
-            ``retry_after_exceeded="raise"``); else ``None``.
+            ``"retry_after"`` (a 429/503 ``Retry-After`` above ``retry_after_max`` ended the
+            call, with ``retry_after_exceeded="raise"``, on any attempt); else ``None``.
         retry_after: Seconds the server asked to wait (``Retry-After``) when
             ``retry_denied == "retry_after"``, else ``None``.
     """

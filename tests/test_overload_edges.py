@@ -1,7 +1,8 @@
 """The overload policies where an attacker would push them: edge cases found in review.
 
 ``retry_after_exceeded="raise"`` when no retry is left or the deadline is shorter than the
-wait, and the new error attributes surviving a pickle round trip.
+wait, the new error attributes surviving a pickle round trip, and idempotency keys through a
+307 to another origin and a retry there.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from observable_session import (
     Session,
 )
 from observable_session.telemetry import _semconv as sc
-from tests.conftest import Otel, Reply, Upstream
+from tests.conftest import Otel, Reply, Reset, Upstream
 
 LONG = {"Retry-After": "600"}
 
@@ -157,3 +158,39 @@ def test_a_denied_retry_after_is_not_marked_exhausted(upstream: Upstream, otel: 
     (logical,) = otel.spans("INTERNAL")
     assert logical.attributes is not None
     assert sc.RETRIES_EXHAUSTED not in logical.attributes
+
+
+# -- idempotency keys across origins ----------------------------------------------------------
+
+
+def _keys(*servers: Upstream) -> list[str | None]:
+    return [
+        next((v for k, v in seen.headers.items() if k.lower() == "idempotency-key"), None)
+        for server in servers
+        for seen in server.seen
+    ]
+
+
+def test_key_survives_a_307_to_another_origin_and_its_retries(
+    upstream: Upstream, other_upstream: Upstream
+) -> None:
+    """307 to another origin, reset there, then 201: one key on all three attempts."""
+
+    upstream.script("/jobs", Reply(307, headers={"Location": f"{other_upstream.url}/v2/jobs"}))
+    other_upstream.script("/v2/jobs", Reset(), Reply(201))
+    with make(upstream.url, idempotency_key=True, backoff_factor=0) as s:
+        assert s.post("/jobs", json={"a": 1}).status_code == 201
+    found = _keys(upstream, other_upstream)
+    assert len(found) == 3 and found[0] is not None and len(set(found)) == 1
+
+
+def test_callers_key_survives_a_307_to_another_origin(
+    upstream: Upstream, other_upstream: Upstream
+) -> None:
+    """A key the caller set goes unchanged through the redirect and the retry."""
+
+    upstream.script("/jobs", Reply(307, headers={"Location": f"{other_upstream.url}/v2/jobs"}))
+    other_upstream.script("/v2/jobs", Reset(), Reply(201))
+    with make(upstream.url, idempotency_key=True, backoff_factor=0) as s:
+        s.post("/jobs", json={}, headers={"Idempotency-Key": "job-7"})
+    assert _keys(upstream, other_upstream) == ["job-7", "job-7", "job-7"]

@@ -15,6 +15,7 @@ import requests
 from requests.auth import HTTPBasicAuth
 
 from observable_session import (
+    ApiHTTPError,
     CircuitBreaker,
     CircuitOpenError,
     InvalidConfigError,
@@ -118,6 +119,18 @@ def test_breaker_per_wait(upstream: Upstream, no_sleep: list[float]) -> None:
         with pytest.raises(CircuitOpenError):
             api.wait("/j", until=_done, circuit_breaker=breaker, method="POST", interval=0)
     assert upstream.hits("/j") == 1
+
+
+def test_retry_after_exceeded_per_wait_ends_it_with_retry_after(
+    upstream: Upstream, no_sleep: list[float]
+) -> None:
+    """A poll told to come back in 10 minutes ends the wait at once, carrying retry_after."""
+    upstream.script("/j", Reply(503, {}, {"Retry-After": "600"}))
+    with Session(base_url=upstream.url, sleep=no_sleep.append) as api:
+        with pytest.raises(ApiHTTPError) as info:
+            api.wait("/j", until=_done, retry_after_exceeded="raise", deadline=60)
+    assert info.value.retry_after == 600.0 and info.value.retry_denied == "retry_after"
+    assert no_sleep == [] and upstream.hits("/j") == 1
 
 
 @pytest.mark.parametrize(

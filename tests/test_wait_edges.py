@@ -72,6 +72,18 @@ def test_session_auth_stays_off_another_origin(
     assert _authorization(other_upstream) == [None]
 
 
+def test_auth_none_on_the_wait_still_keeps_the_session_auth_off(
+    upstream: Upstream, other_upstream: Upstream, no_sleep: list[float]
+) -> None:
+    """auth=None means "the session's" in requests: it must not let that through either."""
+    _submit_elsewhere(upstream, other_upstream)
+    with Session(sleep=no_sleep.append) as api:
+        api.auth = HTTPBasicAuth("user", SECRET)
+        api.trust_env = False
+        api.wait(api.post(f"{upstream.url}/jobs"), until=_done, auth=None)
+    assert _authorization(other_upstream) == [None]
+
+
 def test_auth_origins_still_let_the_auth_headers_through(
     upstream: Upstream, other_upstream: Upstream, no_sleep: list[float]
 ) -> None:

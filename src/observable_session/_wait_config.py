@@ -243,7 +243,7 @@ def _withhold_credentials(session: Session, url: str, kwargs: dict[str, Any]) ->
         withheld.add("authorization")
     headers = {n: None for n in withheld if n not in explicit}
     kwargs["headers"] = {**(kwargs.get("headers") or {}), **headers}
-    if session.auth is not None and "auth" not in kwargs:
+    if session.auth is not None and kwargs.get("auth") is None:  # auth=None: the session's
         netrc = get_netrc_auth(url) if session.trust_env else None
         kwargs["auth"] = netrc or _no_auth
 

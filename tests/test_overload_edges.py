@@ -16,6 +16,7 @@ from observable_session import (
     ApiHTTPError,
     CircuitBreaker,
     CircuitOpenError,
+    InvalidConfigError,
     RetryBudget,
     Session,
 )
@@ -194,3 +195,36 @@ def test_callers_key_survives_a_307_to_another_origin(
     with make(upstream.url, idempotency_key=True, backoff_factor=0) as s:
         s.post("/jobs", json={}, headers={"Idempotency-Key": "job-7"})
     assert _keys(upstream, other_upstream) == ["job-7", "job-7", "job-7"]
+
+
+# -- idempotency keys never carry a credential into a trace -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["Authorization", "proxy-authorization", "Cookie", "X-API-Key", "X-Auth-Token"]
+)
+def test_credential_headers_cannot_be_the_idempotency_header(upstream: Upstream, name: str) -> None:
+    """Naming a credential header is refused, on the session and per call, before sending."""
+    with pytest.raises(InvalidConfigError, match="idempotency_key must not name a credential"):
+        make(upstream.url, idempotency_key=name)
+    with make(upstream.url) as s, pytest.raises(InvalidConfigError, match="idempotency_key"):
+        s.post("/jobs", json={}, idempotency_key=name)
+    assert upstream.hits() == 0
+
+
+def test_an_auth_header_used_as_the_key_is_masked_on_the_span(
+    upstream: Upstream, otel: Otel
+) -> None:
+    """An auth header under an unremarkable name: its value never reaches the span."""
+    secret = "jobs-auth-secret-5d1e"
+    with make(
+        upstream.url,
+        auth_headers={"X-Jobs-Auth": secret},
+        idempotency_key="X-Jobs-Auth",
+        **otel.providers(),
+    ) as s:
+        s.post("/jobs", json={})
+    (logical,) = otel.spans("INTERNAL")
+    assert logical.attributes is not None
+    recorded = logical.attributes.get(sc.IDEMPOTENCY_KEY)
+    assert recorded is not None and secret not in str(recorded)

@@ -93,6 +93,45 @@ def test_no_denial_is_counted_when_no_retry_was_wanted(upstream: Upstream, otel:
     assert [e.name for e in logical.events] == []
 
 
+def test_raise_reports_a_day_long_retry_after_uncapped(upstream: Upstream) -> None:
+    """urllib3 >= 2.6 caps Retry-After at 6 h: retry_after is still the server's day."""
+    upstream.script("/x", Reply(503, headers={"Retry-After": "86400"}))
+    with make(upstream.url, retry_after_exceeded="raise") as s, pytest.raises(ApiHTTPError) as info:
+        s.get("/x")
+    assert info.value.retry_after == 86400.0
+
+
+def test_raise_reads_a_date_two_days_away_uncapped(upstream: Upstream) -> None:
+    """An HTTP date 48 h away: retry_after is about 172800 s, not 21600."""
+    import time
+    from email.utils import formatdate
+
+    upstream.script("/x", Reply(429, headers={"Retry-After": formatdate(time.time() + 172800)}))
+    with make(upstream.url, retry_after_exceeded="raise") as s, pytest.raises(ApiHTTPError) as info:
+        s.get("/x")
+    assert info.value.retry_after is not None and 172700 < info.value.retry_after <= 172800
+
+
+@pytest.mark.parametrize(
+    ("header", "raises"),
+    [("9" * 400, True), ("-5", False), ("soon", False), ("nan", False), ("1e9", False)],
+)
+def test_raise_with_hostile_retry_after_values(
+    upstream: Upstream, header: str, raises: bool
+) -> None:
+    """400 digits read as very long (raise); negative, words, nan, floats: ignored (retried)."""
+    sleeps: list[float] = []
+    upstream.script("/x", Reply(503, headers={"Retry-After": header}), Reply(200))
+    with make(upstream.url, sleeps, retry_after_exceeded="raise") as s:
+        if raises:
+            with pytest.raises(ApiHTTPError) as info:
+                s.get("/x")
+            assert info.value.retry_after == float("inf")
+        else:
+            assert s.get("/x").status_code == 200
+    assert upstream.hits("/x") == (1 if raises else 2)
+
+
 # -- pickling of the errors' new attributes ---------------------------------------------------
 
 

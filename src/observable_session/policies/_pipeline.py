@@ -14,13 +14,15 @@ Each answer is recorded (metrics, span events) through :mod:`..telemetry._overlo
 
 from __future__ import annotations
 
+import email.utils
+import math
+import re
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from requests import PreparedRequest, Response
-from urllib3.exceptions import InvalidHeader
-from urllib3.util.retry import Retry
 
 from .. import _urls
 from .._failures import http_error
@@ -42,6 +44,7 @@ DENIED_BY_BUDGET: Final = "budget"
 DENIED_BY_CIRCUIT: Final = "circuit_open"
 DENIED_BY_RETRY_AFTER: Final = "retry_after"
 RETRY_AFTER_MODES: Final = ("cap", "raise")
+_SECONDS = re.compile(r"[0-9]+")  # delta-seconds (RFC 9110), as urllib3 reads it
 
 _E = TypeVar("_E", bound=BaseException)
 
@@ -333,11 +336,23 @@ def annotate_response_error(error: RequestsApiError, response: Response) -> Requ
 
 
 def _retry_after_seconds(response: Response | None) -> float | None:
-    """The ``Retry-After`` the server sent, in seconds, uncapped; ``None`` if unparseable."""
+    """The ``Retry-After`` the server sent, in seconds, uncapped; ``None`` if unparseable.
+
+    Parsed here rather than by urllib3, which caps the value (at 6 h since 2.6): the caller
+    of ``retry_after_exceeded="raise"`` reschedules by the server's own figure. Digits too
+    many for a float read as ``inf`` ("very long").
+    """
     value = response.headers.get("Retry-After") if response is not None else None
     if value is None:
         return None
+    text = value.strip()
+    if _SECONDS.fullmatch(text):
+        try:
+            return float(int(text))
+        except (OverflowError, ValueError):
+            return math.inf
     try:
-        return max(0.0, float(Retry().parse_retry_after(value)))
-    except (InvalidHeader, ValueError, OverflowError):
+        when = email.utils.parsedate_tz(text)
+        return None if when is None else max(0.0, email.utils.mktime_tz(when) - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None

@@ -8,6 +8,10 @@ attributes through pickling.
 from __future__ import annotations
 
 import pickle
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +26,7 @@ from observable_session import (
     RetryBudget,
     Session,
     WaitFailed,
+    WaitTimeout,
 )
 
 from .conftest import Reply, Upstream
@@ -201,3 +206,56 @@ def test_wait_failed_keeps_its_status_through_pickling(
             api.wait("/j", until=_done, fail_when=lambda r: r.json()["state"] == "FAILED")
     copy = pickle.loads(pickle.dumps(info.value))
     assert (copy.polls, copy.status_code, copy.response) == (2, 200, None)
+
+
+# -- a server that drips its body -----------------------------------------------------------
+
+
+@pytest.fixture
+def dripping_url() -> Iterator[str]:
+    """A server that sends headers, then one body byte every 50 ms (40 bytes at most)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")
+                for _ in range(40):
+                    if stop.is_set():
+                        break
+                    try:
+                        conn.sendall(b"x")
+                    except OSError:
+                        break
+                    time.sleep(0.05)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs issue 13's deadline that holds through a dripping body; remove this mark "
+    "when it is merged (an XPASS here means it is)",
+)
+def test_deadline_holds_against_a_dripping_poll(dripping_url: str) -> None:
+    """A poll whose body drips a byte every 50 ms is cut at the wait's deadline."""
+    with Session(base_url=dripping_url) as api:
+        started = time.monotonic()
+        with pytest.raises(WaitTimeout):
+            api.wait("/j", until=lambda r: False, deadline=0.3)
+        elapsed = time.monotonic() - started
+    assert elapsed <= 0.4

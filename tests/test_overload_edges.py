@@ -267,3 +267,21 @@ def test_an_auth_header_used_as_the_key_is_masked_on_the_span(
     assert logical.attributes is not None
     recorded = logical.attributes.get(sc.IDEMPOTENCY_KEY)
     assert recorded is not None and secret not in str(recorded)
+
+
+def test_denials_are_counted_for_the_server_that_denied(
+    upstream: Upstream, other_upstream: Upstream, otel: Otel
+) -> None:
+    """A redirect hop's denied retry counts for the hop's server (regression guard)."""
+    other_upstream.script("/down", Reply(503))
+    upstream.script("/jobs", Reply(302, headers={"Location": f"{other_upstream.url}/down"}))
+    budget = RetryBudget(max_tokens=2, token_ratio=0.1)
+    first = f"http://localhost:{upstream.port}"  # another server.address than the hop's
+    with make(first, retry_budget=budget, **otel.providers()) as s:
+        for _ in range(2):
+            with pytest.raises(ApiHTTPError):
+                s.get("/jobs")
+    (point,) = otel.points(sc.METRIC_RETRIES_DENIED)
+    assert dict(point.attributes)[sc.SERVER_ADDRESS] == "127.0.0.1"
+    assert budget.tokens(("http", "127.0.0.1", other_upstream.port)) < 1
+    assert budget.tokens(("http", "localhost", upstream.port)) == 2

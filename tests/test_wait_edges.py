@@ -246,11 +246,6 @@ def dripping_url() -> Iterator[str]:
     listener.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs issue 13's deadline that holds through a dripping body; remove this mark "
-    "when it is merged (an XPASS here means it is)",
-)
 def test_deadline_holds_against_a_dripping_poll(dripping_url: str) -> None:
     """A poll whose body drips a byte every 50 ms is cut at the wait's deadline."""
     with Session(base_url=dripping_url) as api:

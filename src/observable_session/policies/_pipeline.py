@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from requests import PreparedRequest, Response
 
 from .. import _urls
+from .._config import DEFAULT_ERROR_BODY_LIMIT
 from .._failures import http_error
 from .._retry import RETRY_AFTER_STATUSES, classify_error
 from ..errors import CircuitOpenError, InvalidConfigError, RequestsApiError
@@ -290,11 +291,19 @@ class CallGuard:
         return error
 
     def retry_after_error(
-        self, response: Response, attempts: int, history: tuple[AttemptRecord, ...]
+        self,
+        response: Response,
+        attempts: int,
+        history: tuple[AttemptRecord, ...],
+        body_limit: int = DEFAULT_ERROR_BODY_LIMIT,
     ) -> RequestsApiError:
-        """The typed HTTP error that ends a call whose ``Retry-After`` exceeds the cap."""
+        """The typed HTTP error that ends a call whose ``Retry-After`` exceeds the cap.
+
+        At most ``body_limit`` bytes of the body are read for its message (the session's
+        ``error_body_limit``), as for every other HTTP error.
+        """
         response._observable_session = (attempts, history)  # type: ignore[attr-defined]
-        return self.annotate(http_error(response))
+        return self.annotate(http_error(response, body_limit))
 
     # -- helpers --------------------------------------------------------------------------
 

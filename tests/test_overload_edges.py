@@ -74,6 +74,17 @@ def test_raise_beats_a_deadline_shorter_than_the_wait(upstream: Upstream) -> Non
     assert info.value.retry_after == 600.0 and upstream.hits("/x") == 1
 
 
+def test_raise_reads_at_most_error_body_limit_bytes(upstream: Upstream) -> None:
+    """The Retry-After error's message reads no more of the body than any other HTTP error."""
+    body = "word " * 40 + "MARKER-BEYOND-THE-LIMIT " + "word " * 10
+    upstream.script("/x", Reply(503, body, LONG))
+    with make(upstream.url, retry_after_exceeded="raise", error_body_limit=100) as s:
+        with pytest.raises(ApiHTTPError) as info:
+            s.get("/x", stream=True)
+    assert info.value.retry_after == 600.0
+    assert "MARKER" not in str(info.value) and "word word" in str(info.value)
+
+
 def test_cap_mode_unchanged_when_no_retry_is_left(upstream: Upstream) -> None:
     """With "cap" (the default) the 503 is returned as before, no retry_after."""
     upstream.script("/x", Reply(503, headers=LONG))

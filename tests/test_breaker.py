@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -238,3 +239,41 @@ def test_pickles_as_settings_and_starts_closed() -> None:
     assert cb.state(A) is BreakerState.OPEN
     copy = pickle.loads(pickle.dumps(cb))
     assert copy.minimum_throughput == 1 and copy.state(A) is BreakerState.CLOSED
+
+
+def _in_thread(action: Callable[[], object]) -> object:
+    """Run ``action`` in a thread of its own (an attempt of another caller) and return it."""
+    out: list[object] = []
+    thread = threading.Thread(target=lambda: out.append(action()))
+    thread.start()
+    thread.join(timeout=5)
+    return out[0]
+
+
+def test_a_late_attempt_from_before_the_break_does_not_settle_the_probe() -> None:
+    """Only the probe's outcome closes or reopens a half-open circuit."""
+    clock = Clock()
+    cb = breaker(clock)
+    for _ in range(4):
+        cb.record(A, True)
+    clock.now += 5
+    assert cb.allow(A) == (True, (BreakerState.OPEN, BreakerState.HALF_OPEN))  # the probe
+    # Another caller's attempt, admitted while the circuit was closed, answers now.
+    assert _in_thread(lambda: cb.record(A, False)) is None
+    assert cb.state(A) is BreakerState.HALF_OPEN
+    assert _in_thread(lambda: cb.allow(A)) == (False, None)  # still one probe in flight
+    assert cb.record(A, True) == (BreakerState.HALF_OPEN, BreakerState.OPEN)
+
+
+def test_a_renewed_probe_is_the_one_that_settles() -> None:
+    """A probe that never reported is replaced; the old one answering late changes nothing."""
+    clock = Clock()
+    cb = breaker(clock)
+    for _ in range(4):
+        cb.record(A, True)
+    clock.now += 5
+    cb.allow(A)  # the first probe, in this thread, never reports back in time
+    clock.now += 5
+    assert _in_thread(lambda: cb.allow(A)) == (True, None)  # a new probe, in another thread
+    assert cb.record(A, False) is None  # the old probe, late
+    assert cb.state(A) is BreakerState.HALF_OPEN

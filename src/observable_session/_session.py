@@ -888,15 +888,16 @@ class Session(requests.Session):
             expired = call.deadline_at is not None and (
                 time.monotonic() + decision.backoff >= call.deadline_at
             )
-            denied = None
-            if decision.retry is not None and not expired:
-                denied = guard.may_retry(request.url or "", decision, response, call.attempts)
+            denied = guard.may_retry(request.url or "", decision, response, call.attempts, expired)
             if decision.retry is None or expired or denied is not None:
                 call.history.append(AttemptRecord(status, err, duration))
-                if denied == DENIED_BY_RETRY_AFTER and response is not None:
-                    raise guard.retry_after_error(response, call.attempts, tuple(call.history))
-                if decision.exhausted or decision.retry is not None:
+                by_retry_after = denied == DENIED_BY_RETRY_AFTER
+                if decision.exhausted or (decision.retry is not None and not by_retry_after):
                     call.recorder.retries_exhausted(call.attempts, decision.reason, expired)
+                if by_retry_after and response is not None:
+                    raise guard.retry_after_error(
+                        response, call.attempts, tuple(call.history), self._error_body_limit
+                    )
                 # The watchdog shut the socket at the deadline: whatever urllib3 made of
                 # that, it is the deadline.
                 fired = error is not None and call.watch is not None and call.watch.fired

@@ -20,7 +20,7 @@ from requests import Response
 
 from ._failures import http_error
 from ._retry import IDEMPOTENT_METHODS, RETRY_AFTER_STATUSES
-from ._wait_config import PollTarget, WaitSettings, poll_target, retry_after
+from ._wait_config import OVERLOAD_KWARGS, PollTarget, WaitSettings, poll_target, retry_after
 from .errors import (
     ApiConnectionError,
     ApiConnectTimeout,
@@ -262,6 +262,10 @@ def wait(
         deadline=deadline,
         method=method,
         request_kwargs=request_kwargs,
+    )
+    # The polls' overload options are checked now, so a bad one fails before any poll.
+    session._overload.override(
+        **{k: request_kwargs[k] for k in OVERLOAD_KWARGS if k in request_kwargs}
     )
     poll = poll_target(session, target, request_kwargs, settings)
     limit = settings.deadline if settings.deadline is not None else session.deadline

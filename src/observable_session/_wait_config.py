@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-from requests import Response
+from requests import PreparedRequest, Response
+from requests.utils import get_netrc_auth
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["PollTarget", "Predicate", "WaitSettings", "poll_target", "retry_after"]
 
 Predicate = Callable[[Response], object]
+
+#: The per-call overload options of ``Session.request`` a wait passes on to its polls.
+OVERLOAD_KWARGS = ("retry_budget", "circuit_breaker", "idempotency_key", "retry_after_exceeded")
 
 #: Keyword arguments a poll passes on to ``Session.request``.
 _REQUEST_KWARGS = frozenset(
@@ -47,20 +51,29 @@ _REQUEST_KWARGS = frozenset(
         "json",
         "path_params",
         "url_template",
+        # The overload options of ``request``, per poll (validated before the first poll).
+        *OVERLOAD_KWARGS,
     }
 )
+#: A pause longer than this is refused (a day: ``time.sleep`` overflows long before
+#: ``inf``, and a wait that sleeps longer between two polls is not a wait).
+MAX_PAUSE_S = 86400.0
 _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
 
 
-def _number(name: str, value: object, *, low: float, rule: str) -> float:
-    """``value`` as a float if it is a finite real number >= ``low``, else a typed error."""
+_PAUSE_RULE = ">= 0 and <= 86400 (seconds)"
+
+
+def _number(name: str, value: object, *, low: float, rule: str, high: float = math.inf) -> float:
+    """``value`` as a float if it is a finite real number in [``low``, ``high``], else an error."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
         or value < low
+        or value > high
     ):
         raise InvalidConfigError(f"{name} must be a finite number {rule}")
     return float(value)
@@ -109,8 +122,8 @@ class WaitSettings:
             raise InvalidConfigError("until must be a callable taking a Response")
         if fail_when is not None and not callable(fail_when):
             raise InvalidConfigError("fail_when must be a callable taking a Response, or None")
-        start = _number("interval", interval, low=0.0, rule=">= 0")
-        cap = _number("max_interval", max_interval, low=0.0, rule=">= 0")
+        start = _number("interval", interval, low=0.0, rule=_PAUSE_RULE, high=MAX_PAUSE_S)
+        cap = _number("max_interval", max_interval, low=0.0, rule=_PAUSE_RULE, high=MAX_PAUSE_S)
         if cap < start:
             raise InvalidConfigError("max_interval must be >= interval")
         factor = _number("multiplier", multiplier, low=1.0, rule=">= 1")
@@ -201,16 +214,38 @@ def _from_response(
         raise InvalidURLError("target Response's poll location is not a valid URL") from None
     if _urls.origin_of(url) is None:
         raise InvalidURLError("target Response's poll location is not an http(s) URL")
-    if not session._auth_origins and _urls.origin_of(url) != _urls.origin_of(submitted):
-        # As on a redirect: a location on another origin gets none of the auth headers.
-        explicit = {k.lower() for k in kwargs.get("headers") or {}}
-        withheld = {n: None for n in session.auth_headers if n.lower() not in explicit}
-        kwargs["headers"] = {**(kwargs.get("headers") or {}), **withheld}
+    if _urls.origin_of(url) != _urls.origin_of(submitted):
+        _withhold_credentials(session, url, kwargs)
     route = _urls.template_path(session.base_url, template) if template else None
     pause = retry_after(response)
     if pause is not None:
         return PollTarget(url, route, kwargs, min(pause, settings.max_interval), True)
     return PollTarget(url, route, kwargs, settings.interval, False)
+
+
+def _no_auth(request: PreparedRequest) -> PreparedRequest:
+    """An ``auth=`` that adds nothing: keeps the session's ``auth`` off another origin."""
+    return request
+
+
+def _withhold_credentials(session: Session, url: str, kwargs: dict[str, Any]) -> None:
+    """As on a redirect to another origin: no auth headers, no Authorization, no ``auth``.
+
+    The auth headers are withheld unless ``auth_origins``/``base_url`` allow ``url`` (then
+    ``prepare_request`` decides); an ``Authorization`` in the session's ``headers`` and the
+    session's ``auth`` are dropped, as requests' ``rebuild_auth`` drops them (netrc for the
+    new host applies, as there). What the caller passed to ``wait`` itself is kept.
+    """
+    explicit = {k.lower() for k in kwargs.get("headers") or {}}
+    names = {n.lower(): n for n in session.auth_headers}
+    withheld = set() if session._auth_origins else set(names)
+    if "authorization" not in names or not session._auth_origins:
+        withheld.add("authorization")
+    headers = {n: None for n in withheld if n not in explicit}
+    kwargs["headers"] = {**(kwargs.get("headers") or {}), **headers}
+    if session.auth is not None and kwargs.get("auth") is None:  # auth=None: the session's
+        netrc = get_netrc_auth(url) if session.trust_env else None
+        kwargs["auth"] = netrc or _no_auth
 
 
 def retry_after(response: Response | None) -> float | None:

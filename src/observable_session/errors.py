@@ -82,8 +82,8 @@ class RequestsApiError(requests.RequestException):
         history: One :class:`AttemptRecord` per attempt, in order.
         retry_denied: Why a retry the policy wanted was not made, if one was denied:
             ``"budget"`` (the retry budget), ``"circuit_open"`` (the circuit breaker) or
-            ``"retry_after"`` (``Retry-After`` above ``retry_after_max`` with
-            ``retry_after_exceeded="raise"``); else ``None``.
+            ``"retry_after"`` (a 429/503 ``Retry-After`` above ``retry_after_max`` ended the
+            call, with ``retry_after_exceeded="raise"``, on any attempt); else ``None``.
         retry_after: Seconds the server asked to wait (``Retry-After``) when
             ``retry_denied == "retry_after"``, else ``None``.
     """
@@ -113,7 +113,18 @@ class RequestsApiError(requests.RequestException):
         return f"{type(self).__name__}({str(self)!r}, attempts={self.attempts})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), str(self), self.attempts, self.history))
+        return (_rebuild, (type(self), str(self), self.attempts, self.history), _state(self))
+
+
+#: Attributes set after construction that a pickle round trip keeps (the response is not
+#: pickled: its body and request may hold what the masked message leaves out).
+_PICKLED_ATTRIBUTES = ("status_code", "retry_denied", "retry_after", "retry_in")
+
+
+def _state(error: object) -> dict[str, Any]:
+    """What ``BaseException.__setstate__`` restores on the rebuilt copy."""
+    found = vars(error)
+    return {name: found[name] for name in _PICKLED_ATTRIBUTES if name in found}
 
 
 def _rebuild(
@@ -195,7 +206,7 @@ class _WaitErrorMixin:
     polls: int
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_wait, (type(self), str(self), self.polls))
+        return (_rebuild_wait, (type(self), str(self), self.polls), _state(self))
 
 
 def _rebuild_wait(

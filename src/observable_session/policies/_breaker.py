@@ -9,7 +9,8 @@ Per origin, as in Polly's advanced circuit breaker:
   before a socket is opened, for ``break_duration`` seconds.
 - **half-open**: one probe attempt is let through (another one only if its outcome is not
   known after a further ``break_duration``); success closes the circuit with a fresh window,
-  failure opens it again.
+  failure opens it again. Only the probe's outcome settles it: an attempt admitted while the
+  circuit was still closed and answering late is not counted.
 
 A failure is what the retry policy would classify as one: a connection error, a read error,
 or a status of the forcelist. A 4xx is an answer from a healthy server, never a failure.
@@ -55,13 +56,17 @@ Transition = tuple[BreakerState, BreakerState]
 class _Circuit:
     """One origin's state; only touched under the breaker's lock."""
 
-    __slots__ = ("buckets", "opened_at", "probe_at", "state")
+    __slots__ = ("buckets", "opened_at", "probe_at", "probe_thread", "state")
 
     def __init__(self) -> None:
         self.state = BreakerState.CLOSED
         self.buckets: deque[list[float]] = deque()  # [bucket start, attempts, failures]
         self.opened_at = 0.0
         self.probe_at: float | None = None
+        # The thread whose attempt is the probe: an attempt runs in the thread that was
+        # admitted, so an outcome from any other thread is a stale attempt let through
+        # while the circuit was closed, and must not settle the probe.
+        self.probe_thread: int | None = None
 
 
 class CircuitBreaker:
@@ -161,12 +166,12 @@ class CircuitBreaker:
                 if not self._break_over(circuit):
                     return False, None
                 circuit.state = BreakerState.HALF_OPEN
-                circuit.probe_at = now
+                circuit.probe_at, circuit.probe_thread = now, threading.get_ident()
                 return True, (BreakerState.OPEN, BreakerState.HALF_OPEN)
             # Half-open: one probe at a time, a new one if the last never reported back.
             if circuit.probe_at is not None and now - circuit.probe_at < self.break_duration:
                 return False, None
-            circuit.probe_at = now
+            circuit.probe_at, circuit.probe_thread = now, threading.get_ident()
             return True, None
 
     # -- telling --------------------------------------------------------------------------
@@ -177,6 +182,8 @@ class CircuitBreaker:
             circuit = self._circuits.get(origin) or self._add(origin)
             now = self._clock()
             if circuit.state is BreakerState.HALF_OPEN:
+                if circuit.probe_thread != threading.get_ident():
+                    return None  # not the probe: an attempt admitted before the circuit opened
                 return self._settle_probe(circuit, failed, now)
             if circuit.state is BreakerState.OPEN:
                 return None  # an attempt let through before the circuit opened
@@ -195,7 +202,7 @@ class CircuitBreaker:
         return self._clock() - circuit.opened_at >= self.break_duration
 
     def _settle_probe(self, circuit: _Circuit, failed: bool, now: float) -> Transition:
-        circuit.probe_at = None
+        circuit.probe_at = circuit.probe_thread = None
         if failed:
             circuit.state = BreakerState.OPEN
             circuit.opened_at = now

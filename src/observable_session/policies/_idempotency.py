@@ -14,6 +14,7 @@ import uuid
 from requests import PreparedRequest
 
 from ..errors import InvalidConfigError
+from ..redaction import DEFAULT_REDACTOR
 
 DEFAULT_HEADER = "Idempotency-Key"
 #: The methods that get a key: the ones that are not idempotent by definition.
@@ -27,15 +28,24 @@ def header_name(idempotency_key: object) -> str | None:
         return None
     if idempotency_key is True:
         return DEFAULT_HEADER
-    if isinstance(idempotency_key, str) and _TOKEN.fullmatch(idempotency_key):
-        return idempotency_key
-    raise InvalidConfigError(
-        "idempotency_key must be False, True or a header name (an RFC 9110 token)"
-    )
+    if not isinstance(idempotency_key, str) or not _TOKEN.fullmatch(idempotency_key):
+        raise InvalidConfigError(
+            "idempotency_key must be False, True or a header name (an RFC 9110 token)"
+        )
+    if DEFAULT_REDACTOR.is_sensitive_name(idempotency_key):
+        # The key is recorded as a span attribute, and a caller's own value is kept: a
+        # credential header named here would put the credential itself into every trace.
+        raise InvalidConfigError(
+            "idempotency_key must not name a credential header "
+            "(Authorization, Cookie, X-API-Key or a name with token/secret/password)"
+        )
+    return idempotency_key
 
 
 def with_key(request: PreparedRequest, header: str) -> tuple[PreparedRequest, str]:
     """``request`` carrying a key in ``header``: the caller's own, or a copy with a new one.
+
+    Also the key as it may be recorded (the caller's own one masked).
 
     The copy keeps the caller's prepared request untouched, so sending it again is a new
     logical request with a new key.
@@ -43,7 +53,9 @@ def with_key(request: PreparedRequest, header: str) -> tuple[PreparedRequest, st
     existing = request.headers.get(header)
     if existing:
         value = existing.decode("latin-1") if isinstance(existing, bytes) else str(existing)
-        return request, value
+        # The caller's value goes to the span: masked, in case it is a registered secret
+        # (an auth header of the session under a name the check above cannot know).
+        return request, DEFAULT_REDACTOR.mask(value)
     keyed = request.copy()
     key = str(uuid.uuid4())
     keyed.headers[header] = key

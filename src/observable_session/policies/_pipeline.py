@@ -5,25 +5,29 @@ The send loop asks and tells; it does not know which policies exist:
 - ``prepare(request)``: before the first attempt (the idempotency key);
 - ``admit(url)``: may an attempt go out? (the circuit breaker, before any socket);
 - ``attempted(url, response, error, decision)``: how it went (the budget, the breaker);
-- ``may_retry(url, decision, response)``: may the retry the retry policy wants be made?
-  (``Retry-After`` above the cap, the retry budget, the circuit breaker).
+- ``may_retry(url, decision, response, ...)``: may the retry the retry policy wants be made?
+  (the retry budget, the circuit breaker); does a ``Retry-After`` above the cap end the call
+  (asked after every attempt, retry wanted or not)?
 
 Each answer is recorded (metrics, span events) through :mod:`..telemetry._overload`.
 """
 
 from __future__ import annotations
 
+import email.utils
+import math
+import re
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from requests import PreparedRequest, Response
-from urllib3.exceptions import InvalidHeader
-from urllib3.util.retry import Retry
 
 from .. import _urls
+from .._config import DEFAULT_ERROR_BODY_LIMIT
 from .._failures import http_error
-from .._retry import classify_error
+from .._retry import RETRY_AFTER_STATUSES, classify_error
 from ..errors import CircuitOpenError, InvalidConfigError, RequestsApiError
 from ..redaction import DEFAULT_REDACTOR
 from ..telemetry import _overload as record
@@ -41,6 +45,7 @@ DENIED_BY_BUDGET: Final = "budget"
 DENIED_BY_CIRCUIT: Final = "circuit_open"
 DENIED_BY_RETRY_AFTER: Final = "retry_after"
 RETRY_AFTER_MODES: Final = ("cap", "raise")
+_SECONDS = re.compile(r"[0-9]+")  # delta-seconds (RFC 9110), as urllib3 reads it
 
 _E = TypeVar("_E", bound=BaseException)
 
@@ -220,22 +225,49 @@ class CallGuard:
             self._transition(breaker, origin, breaker.record(origin, failed))
 
     def may_retry(
-        self, url: str, decision: Decision, response: Response | None, resend_count: int
+        self,
+        url: str,
+        decision: Decision,
+        response: Response | None,
+        resend_count: int,
+        expired: bool = False,
     ) -> str | None:
-        """``None`` when the retry may be made, else why not (also recorded)."""
-        denied = self._denial(url, decision, response)
+        """``None`` when the retry may be made (or none is wanted), else why not (recorded).
+
+        Asked after every attempt: a ``Retry-After`` above the cap ends the call with
+        ``retry_after_exceeded="raise"`` whether or not a retry is left or fits the deadline
+        (the caller wants the server's figure to reschedule); the budget and the breaker are
+        only asked about a retry the retry policy wants and the deadline leaves room for.
+        """
+        if self._retry_after_too_long(response):
+            denied: str | None = DENIED_BY_RETRY_AFTER
+        elif decision.retry is None or expired:
+            return None
+        else:
+            denied = self._denial(url)
         if denied is not None:
             self.denied = denied
-            self._telemetry.retry_denied(denied, decision.reason, resend_count)
+            if decision.retry is not None:  # only a retry that was wanted was denied
+                self._telemetry.retry_denied(denied, decision.reason, resend_count)
         return denied
 
-    def _denial(self, url: str, decision: Decision, response: Response | None) -> str | None:
+    def _retry_after_too_long(self, response: Response | None) -> bool:
+        """With ``"raise"``: a 429/503 asking for longer than ``retry_after_max``."""
         policy = self._policy
-        if policy.retry_after_exceeded == "raise" and decision.retry_after:
-            asked = _retry_after_seconds(response)
-            if asked is not None and asked > policy.retry_after_max:
-                self.retry_after = asked
-                return DENIED_BY_RETRY_AFTER
+        if (
+            policy.retry_after_exceeded != "raise"
+            or response is None
+            or response.status_code not in RETRY_AFTER_STATUSES
+        ):
+            return False
+        asked = _retry_after_seconds(response)
+        if asked is None or not asked > policy.retry_after_max:
+            return False
+        self.retry_after = asked
+        return True
+
+    def _denial(self, url: str) -> str | None:
+        policy = self._policy
         origin = self._origin_of(url)
         if origin is None:
             return None
@@ -259,11 +291,19 @@ class CallGuard:
         return error
 
     def retry_after_error(
-        self, response: Response, attempts: int, history: tuple[AttemptRecord, ...]
+        self,
+        response: Response,
+        attempts: int,
+        history: tuple[AttemptRecord, ...],
+        body_limit: int = DEFAULT_ERROR_BODY_LIMIT,
     ) -> RequestsApiError:
-        """The typed HTTP error that ends a call whose ``Retry-After`` exceeds the cap."""
+        """The typed HTTP error that ends a call whose ``Retry-After`` exceeds the cap.
+
+        At most ``body_limit`` bytes of the body are read for its message (the session's
+        ``error_body_limit``), as for every other HTTP error.
+        """
         response._observable_session = (attempts, history)  # type: ignore[attr-defined]
-        return self.annotate(http_error(response))
+        return self.annotate(http_error(response, body_limit))
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -305,11 +345,23 @@ def annotate_response_error(error: RequestsApiError, response: Response) -> Requ
 
 
 def _retry_after_seconds(response: Response | None) -> float | None:
-    """The ``Retry-After`` the server sent, in seconds, uncapped; ``None`` if unparseable."""
+    """The ``Retry-After`` the server sent, in seconds, uncapped; ``None`` if unparseable.
+
+    Parsed here rather than by urllib3, which caps the value (at 6 h since 2.6): the caller
+    of ``retry_after_exceeded="raise"`` reschedules by the server's own figure. Digits too
+    many for a float read as ``inf`` ("very long").
+    """
     value = response.headers.get("Retry-After") if response is not None else None
     if value is None:
         return None
+    text = value.strip()
+    if _SECONDS.fullmatch(text):
+        try:
+            return float(int(text))
+        except (OverflowError, ValueError):
+            return math.inf
     try:
-        return max(0.0, float(Retry().parse_retry_after(value)))
-    except (InvalidHeader, ValueError, OverflowError):
+        when = email.utils.parsedate_tz(text)
+        return None if when is None else max(0.0, email.utils.mktime_tz(when) - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None

@@ -413,6 +413,15 @@ _COUNTER = iter(range(10**9))
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(creds=credentials())
+# Found by this test against issue 11's decoder: the key holds "%00", the echo's JSON spells
+# its NBSP "\u00a0", and one decoding round reads both. Replayed so the xfail is certain.
+@example(creds=Credentials("Bearer", ":\xa0%0", ":\xa0%00"))
+@pytest.mark.xfail(
+    strict=True,
+    reason="leak: a key holding a literal escape-like sequence (here %00) echoed with another "
+    "character escaped (JSON \\u00a0) is not masked; see "
+    "test_a_key_with_a_literal_escape_sequence_is_masked_when_partly_escaped",
+)
 def test_no_secret_reaches_any_sink(world: World, creds: Credentials) -> None:
     """Across every fault, no form of any credential appears in any sink."""
     baseline = _baseline(world)

@@ -6,30 +6,17 @@ cause is a masked copy of the original failure (see :mod:`observable_session.err
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests import Response
 
 from ._retry import error_type
-from .errors import (
-    ApiConnectionError,
-    ApiConnectTimeout,
-    ApiContentDecodingError,
-    ApiHTTPError,
-    ApiProxyError,
-    ApiReadTimeout,
-    ApiSSLError,
-    ApiTimeout,
-    ApiTooManyRedirects,
-    DeadlineExceeded,
-    InvalidURLError,
-    RequestsApiError,
-)
+from .errors import ApiHTTPError, DeadlineExceeded, RequestsApiError, counterpart
 from .redaction import DEFAULT_REDACTOR
 
 if TYPE_CHECKING:
-    from ._session import _Call
+    from ._call import Call
 
 
 def http_error(response: Response) -> ApiHTTPError:
@@ -70,39 +57,46 @@ def _detail(response: Response) -> str:
     return text.strip()[:1000]
 
 
-_ERROR_CLASSES: tuple[tuple[type[BaseException], type[RequestsApiError]], ...] = (
-    (requests.exceptions.SSLError, ApiSSLError),
-    (requests.exceptions.ProxyError, ApiProxyError),
-    (requests.TooManyRedirects, ApiTooManyRedirects),
-    (requests.exceptions.ContentDecodingError, ApiContentDecodingError),
-    (requests.ConnectTimeout, ApiConnectTimeout),
-    (requests.ReadTimeout, ApiReadTimeout),
-    (requests.Timeout, ApiTimeout),
-    (requests.ConnectionError, ApiConnectionError),
-    (requests.exceptions.ChunkedEncodingError, ApiConnectionError),
-    (requests.exceptions.InvalidURL, InvalidURLError),
-    (requests.exceptions.InvalidSchema, InvalidURLError),
-    (requests.exceptions.MissingSchema, InvalidURLError),
-)
+def _masked_args(error: BaseException) -> tuple[Any, ...]:
+    """``error.args`` as requests built them, masked: exceptions as masked copies."""
+    masked: list[Any] = []
+    for arg in error.args:
+        if isinstance(arg, BaseException):
+            masked.append(DEFAULT_REDACTOR.sanitize_exception(arg))
+        elif isinstance(arg, str):
+            masked.append(DEFAULT_REDACTOR.mask(arg))
+        else:
+            masked.append(DEFAULT_REDACTOR.mask(str(arg)))
+    return tuple(masked)
 
 
 def wrap(
-    error: BaseException, call: _Call | None, cls: type[RequestsApiError] | None = None
+    error: BaseException, call: Call | None, cls: type[RequestsApiError] | None = None
 ) -> RequestsApiError:
-    """Our typed, masked error for a requests failure; its cause is a masked copy."""
+    """Our typed, masked error for a requests failure; its cause is a masked copy.
+
+    The class is the counterpart of the failure's most specific requests class; ``args``,
+    ``request`` and ``response`` are the failure's (``args`` masked).
+    """
     if cls is None:
-        cls = RequestsApiError
-        for source, target in _ERROR_CLASSES:
-            if isinstance(error, source):
-                cls = target
-                break
+        cls = counterpart(type(error))
+    request = getattr(error, "request", None)
+    response = getattr(error, "response", None)
+    args = _masked_args(error)
     if call is None:
         message = DEFAULT_REDACTOR.mask(f"request not sent: {error}")
-        exc = cls(message)
+        exc = cls(message, request=request, response=response, args=args)
     else:
         attempts = f" after {call.attempts} attempts" if call.attempts > 1 else ""
         message = DEFAULT_REDACTOR.mask(f"{call.method} failed{attempts}: {error}")
-        exc = cls(message, attempts=call.attempts, history=tuple(call.history))
+        exc = cls(
+            message,
+            request=request,
+            response=response,
+            attempts=call.attempts,
+            history=tuple(call.history),
+            args=args,
+        )
     exc.error_type = error_type(error)
     exc.__cause__ = DEFAULT_REDACTOR.sanitize_exception(error)
     exc.__suppress_context__ = True
@@ -110,7 +104,7 @@ def wrap(
 
 
 def deadline_error(
-    call: _Call, response: Response | None, error: BaseException | None
+    call: Call, response: Response | None, error: BaseException | None
 ) -> DeadlineExceeded:
     """The deadline ran out (or the next backoff would outlive it)."""
     last = f"; last: {response.status_code}" if response is not None else ""

@@ -11,13 +11,12 @@ this context instead of opening another, so hops are resends of the same logical
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
@@ -46,6 +45,10 @@ from . import _urls
 if TYPE_CHECKING:
     from requests.sessions import _Settings
 from ._auth import AuthHeaders
+from ._call import ACTIVE as _ACTIVE
+from ._call import PENDING as _PENDING
+from ._call import Call as _Call
+from ._call import CallOptions as _CallOptions
 from ._failures import deadline_error, http_error, wrap
 from ._retry import RetryPolicy, error_type
 from ._version import __version__
@@ -67,37 +70,6 @@ DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"observable-session/{__version__}"
 
 _UNSET: Any = object()
-
-
-@dataclass(slots=True)
-class _CallOptions:
-    """What ``request()`` knows and ``send()`` needs: the route and the deadline."""
-
-    url_template: str | None
-    deadline: float | None
-
-
-@dataclass(slots=True)
-class _Call:
-    """The state of one logical request, shared by its attempts and redirect hops."""
-
-    session: Session
-    method: str
-    deadline: float | None
-    deadline_at: float | None
-    retry: Retry
-    recorder: CallRecorder
-    attempts: int = 0
-    history: list[AttemptRecord] = field(default_factory=list)
-    redirecting: bool = False
-
-
-_PENDING: contextvars.ContextVar[_CallOptions | None] = contextvars.ContextVar(
-    "observable_session_pending", default=None
-)
-_ACTIVE: contextvars.ContextVar[_Call | None] = contextvars.ContextVar(
-    "observable_session_active", default=None
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,16 +11,13 @@ this context instead of opening another, so hops are resends of the same logical
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
-from urllib.request import getproxies
 
 import requests
 from opentelemetry.metrics import MeterProvider
@@ -49,6 +46,7 @@ from ._call import ACTIVE as _ACTIVE
 from ._call import PENDING as _PENDING
 from ._call import Call as _Call
 from ._call import CallOptions as _CallOptions
+from ._environment import Environment as _Environment
 from ._failures import deadline_error, http_error, wrap
 from ._retry import RetryPolicy, error_type
 from ._version import __version__
@@ -70,24 +68,6 @@ DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"observable-session/{__version__}"
 
 _UNSET: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class _Environment:
-    """What ``requests`` would read from the environment on every request, read once."""
-
-    proxies: Mapping[str, str]
-    ca_bundle: str | None
-    netrc: bool
-
-    @classmethod
-    def read(cls) -> _Environment:
-        netrc_paths = [os.environ.get("NETRC"), "~/.netrc", "~/_netrc"]
-        return cls(
-            proxies=dict(getproxies()),
-            ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"),
-            netrc=any(p and os.path.exists(os.path.expanduser(p)) for p in netrc_paths),
-        )
 
 
 class Session(requests.Session):
@@ -243,9 +223,11 @@ class Session(requests.Session):
             self.headers["User-Agent"] = " ".join(tokens)
 
     def refresh_environment(self) -> None:
-        """Re-read proxy, CA bundle and netrc settings from the environment.
+        """Re-read proxy, CA bundle and netrc settings now.
 
-        Like httpx, the session reads them once, at creation, instead of on every request.
+        The session reads them at creation and again when one of the proxy, CA-bundle or
+        ``NETRC`` variables changes; this also picks up the operating system's proxy settings
+        and a netrc file created since.
         """
         self._env = _Environment.read()
 
@@ -435,12 +417,14 @@ class Session(requests.Session):
         verify: Any,
         cert: Any,
     ) -> _Settings:
-        """Merge settings as requests does, from the environment read at creation."""
-        if self.trust_env and self._env.proxies:
-            # Proxies are configured: let requests apply no_proxy rules exactly.
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if self.trust_env and (verify is True or verify is None) and self._env.ca_bundle:
-            verify = self._env.ca_bundle
+        """Merge settings as requests does; the environment is re-read only when it changed."""
+        if self.trust_env:
+            env = self._env = self._env.current()
+            if env.proxies:
+                # Proxies are configured: let requests apply no_proxy rules exactly.
+                return super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if (verify is True or verify is None) and env.ca_bundle:
+                verify = env.ca_bundle
         return {
             "proxies": _merge(proxies, self.proxies),
             "stream": merge_setting(stream, self.stream),
@@ -537,6 +521,8 @@ class Session(requests.Session):
         kwargs.setdefault("verify", self.verify)
         kwargs.setdefault("cert", self.cert)
         if "proxies" not in kwargs:
+            if self.trust_env:
+                self._env = self._env.current()
             kwargs["proxies"] = (
                 resolve_proxies(request, dict(self.proxies), self.trust_env)
                 if self.trust_env and self._env.proxies
@@ -651,8 +637,10 @@ class Session(requests.Session):
         error: requests.RequestException | None = None
         try:
             response = adapter.send(request, **kwargs)
-            if not kwargs.get("stream"):
-                response.content  # noqa: B018 - a truncated body is this attempt's failure
+            if not kwargs.get("stream") and not response.is_redirect:
+                # A truncated body is this attempt's failure. A redirect's body is left to
+                # resolve_redirects, which (as requests) never fails a call on decoding it.
+                response.content  # noqa: B018
         except requests.RequestException as exc:
             error = _as_read_timeout(exc)
             if response is not None:

@@ -72,10 +72,8 @@ def fetch_sdist(version: str) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     archive = CACHE / f"requests-{version}.tar.gz"
     if not archive.exists():
-        _run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:"]
-            + ["--no-deps", f"requests=={version}", "-d", str(CACHE)]
-        )
+        pip = [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:"]
+        _run([*pip, "--no-deps", f"requests=={version}", "-d", str(CACHE)])
     with tarfile.open(archive) as tar:
         tar.extractall(CACHE, filter="data")
     return source
@@ -90,10 +88,8 @@ def side_venv(version: str) -> Path:
         return python
     _run([sys.executable, "-m", "venv", "--clear", str(venv)])
     _run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"])
-    _run(
-        [str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), f"requests=={version}"]
-        + list(TEST_GROUP)
-    )
+    install = [str(python), "-m", "pip", "install", "-q", "-e", str(ROOT)]
+    _run([*install, f"requests=={version}", *TEST_GROUP])
     stamp.touch()
     return python
 

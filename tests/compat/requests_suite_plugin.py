@@ -107,39 +107,45 @@ socket.socket.connect = _fenced_connect  # type: ignore[method-assign]
 socket.socket.connect_ex = _fenced_connect_ex  # type: ignore[method-assign]
 
 
+import requests  # noqa: E402 - after the fence, before any test module
+import requests.sessions  # noqa: E402
+from requests.utils import default_user_agent  # noqa: E402
+
+import observable_session  # noqa: E402
+
+
+class CompatSession(observable_session.Session):
+    """observable_session.Session in its most requests-compatible documented settings."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("raise_for_status", False)
+        kwargs.setdefault("timeout", None)
+        kwargs.setdefault("retries_total", 0)
+        kwargs.setdefault("retries_connect", 0)
+        kwargs.setdefault("headers", {"User-Agent": default_user_agent()})
+        super().__init__(*args, **kwargs)
+
+
+_SWAPPED: type[requests.Session] = requests.Session
+
+
+def _session() -> requests.Session:
+    """``requests.session()``, returning the swapped-in class."""
+    return _SWAPPED()
+
+
 def _swap(mode: str) -> None:
-    import requests
-    import requests.sessions
-    from requests.utils import default_user_agent
-
-    import observable_session
-
+    global _SWAPPED
     if mode == "compat":
-
-        class CompatSession(observable_session.Session):
-            """observable_session.Session in its most requests-compatible settings."""
-
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                kwargs.setdefault("raise_for_status", False)
-                kwargs.setdefault("timeout", None)
-                kwargs.setdefault("retries_total", 0)
-                kwargs.setdefault("retries_connect", 0)
-                kwargs.setdefault("headers", {"User-Agent": default_user_agent()})
-                super().__init__(*args, **kwargs)
-
-        cls: type[requests.Session] = CompatSession
+        _SWAPPED = CompatSession
     elif mode == "default":
-        cls = observable_session.Session
+        _SWAPPED = observable_session.Session
     else:
         raise SystemExit(f"OBSERVABLE_SESSION_SWAP must be compat, default or empty: {mode!r}")
-
-    def session() -> requests.Session:
-        return cls()
-
-    requests.Session = cls  # type: ignore[misc]
-    requests.sessions.Session = cls  # type: ignore[misc]
-    requests.session = session
-    requests.sessions.session = session
+    requests.Session = _SWAPPED  # type: ignore[misc]
+    requests.sessions.Session = _SWAPPED  # type: ignore[misc]
+    requests.session = _session
+    requests.sessions.session = _session
 
 
 _MODE = os.environ.get("OBSERVABLE_SESSION_SWAP", "")

@@ -33,9 +33,21 @@ _KEY_NAMES = (
 )
 
 
-def _key() -> tuple[str | None, ...]:
-    # os.environ looked up at call time: tests (requests' own) patch it with a plain dict.
+_ENCODED_NAMES: tuple[object, ...] | None = None
+
+
+def _key() -> tuple[object, ...]:
+    """The values of ``_KEY_NAMES`` now (in whatever form the environment stores them)."""
+    global _ENCODED_NAMES
+    # os.environ is looked up at call time: tests (requests' own) patch it with a plain dict.
     environ = os.environ
+    if type(environ) is os._Environ:
+        # The encoded store behind os.environ: eleven plain dict lookups instead of eleven
+        # encode-and-look-up calls (about 0.5 us against 5 us per request).
+        data = environ._data  # type: ignore[attr-defined]
+        if _ENCODED_NAMES is None:
+            _ENCODED_NAMES = tuple(environ.encodekey(name) for name in _KEY_NAMES)
+        return tuple(data.get(name) for name in _ENCODED_NAMES)
     return tuple(environ.get(name) for name in _KEY_NAMES)
 
 
@@ -43,7 +55,7 @@ def _key() -> tuple[str | None, ...]:
 class Environment:
     """The environment as requests would read it, and the key it was read under."""
 
-    key: tuple[str | None, ...]
+    key: tuple[object, ...]
     proxies: Mapping[str, str]
     ca_bundle: str | None
     netrc: bool

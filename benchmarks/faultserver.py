@@ -274,6 +274,8 @@ class FaultServer:
             closing it (it closes earlier when the client gives up).
         retry_after: The ``Retry-After`` value sent with 429.
         host: The interface; loopback only.
+        port: The port (0: any free one); a fixed one lets a closed server come back on
+            the same origin (``benchmarks/storm.py`` refuses connections that way).
     """
 
     def __init__(
@@ -284,6 +286,7 @@ class FaultServer:
         stall_s: float = 10.0,
         retry_after: str = "1",
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self._schedule = schedule or FaultSchedule()
         self.delay_s = delay_s
@@ -297,7 +300,7 @@ class FaultServer:
         self._with_auth = 0
         self._connections = 0
         self._open: set[socket.socket] = set()
-        self._listener = socket.create_server((host, 0), backlog=128)
+        self._listener = socket.create_server((host, port), backlog=128)
         self.host = host
         self.port: int = self._listener.getsockname()[1]
         self._accept_thread = threading.Thread(

@@ -47,6 +47,18 @@ METRICS: dict[str, str] = {
     "retries": "observable_session_retries_total",
     # observable_session.retry.backoff: histogram, s
     "retry_backoff": "observable_session_retry_backoff_seconds",
+    # observable_session.retry.denied: counter, {retry}
+    "retries_denied": "observable_session_retry_denied_total",
+    # observable_session.circuit_breaker.state: gauge, 0 closed / 1 half-open / 2 open
+    "breaker_state": "observable_session_circuit_breaker_state",
+    # observable_session.circuit_breaker.transitions: counter, {transition}
+    "breaker_transitions": "observable_session_circuit_breaker_transitions_total",
+    # observable_session.circuit_breaker.rejected: counter, {request}
+    "breaker_rejected": "observable_session_circuit_breaker_rejected_total",
+    # observable_session.wait.duration: histogram, s, one point per Session.wait
+    "wait_duration": "observable_session_wait_duration_seconds",
+    # observable_session.wait.polls: histogram, {poll}, one point per Session.wait
+    "wait_polls": "observable_session_wait_polls",
 }
 
 #: Prometheus label names of the attributes the dashboards filter or group by.
@@ -58,6 +70,10 @@ LABELS: dict[str, str] = {
     "error": "error_type",
     "reason": "observable_session_retry_reason",
     "exhausted": "observable_session_retries_exhausted",
+    "denied_by": "observable_session_retry_denied_by",
+    "from_state": "observable_session_circuit_breaker_from_state",
+    "to_state": "observable_session_circuit_breaker_to_state",
+    "outcome": "observable_session_wait_outcome",
 }
 
 _ATTEMPTS = METRICS["attempt_duration"]
@@ -65,6 +81,11 @@ _LOGICAL = METRICS["request_duration"]
 _BACKOFF = METRICS["retry_backoff"]
 _RETRIES = METRICS["retries"]
 _ACTIVE = METRICS["active_requests"]
+_DENIED = METRICS["retries_denied"]
+_BREAKER_STATE = METRICS["breaker_state"]
+_TRANSITIONS = METRICS["breaker_transitions"]
+_REJECTED = METRICS["breaker_rejected"]
+_WAIT = METRICS["wait_duration"]
 
 #: The label matchers every panel query applies: the dashboard's variables.
 SELECTOR = (
@@ -79,6 +100,14 @@ FAILED = 'error_type!=""'
 EXHAUSTED = 'observable_session_retries_exhausted="true"'
 
 
+#: The breaker's gauge and transitions are per server, not per route or method.
+SERVER_SELECTOR = 'job=~"$job", server_address=~"$server_address"'
+
+
+def _server_sel(*extra: str) -> str:
+    return "{" + ", ".join((SERVER_SELECTOR, *extra)) + "}"
+
+
 def _sel(*extra: str) -> str:
     return "{" + ", ".join((SELECTOR, *extra)) + "}"
 
@@ -89,6 +118,48 @@ def _rate(metric: str, *extra: str, window: str = RATE) -> str:
 
 def _quantile(q: str, histogram: str, by: str = "le", window: str = RATE) -> str:
     return f"histogram_quantile({q}, sum by ({by}) ({_rate(histogram + '_bucket', window=window)}))"
+
+
+# Wait metrics carry only url_template and the outcome: filter them by job and route alone.
+WAIT_SELECTOR = '{job=~"$job", url_template=~"$url_template"}'
+
+
+def _wait_panels(y: int) -> list[dict[str, Any]]:
+    """p50/p95 of Session.wait per route, and waits ending per outcome per route."""
+    rate = f"rate({_WAIT}_bucket{WAIT_SELECTOR}[{RATE}])"
+    quantiles = [
+        _target(
+            f"histogram_quantile({q}, sum by (le, url_template) ({rate}))",
+            f"p{q[2:]} {{{{url_template}}}}",
+            ref,
+            exemplar=True,
+        )
+        for q, ref in (("0.50", "A"), ("0.95", "B"))
+    ]
+    outcomes = _target(
+        f"sum by (url_template, observable_session_wait_outcome) "
+        f"(rate({_WAIT}_count{WAIT_SELECTOR}[{RATE}]))",
+        "{{url_template}} {{observable_session_wait_outcome}}",
+    )
+    return [
+        _timeseries(
+            "Wait time p50/p95 per route",
+            "How long Session.wait takes from the first poll to the end, every poll and "
+            "pause included (observable_session.wait.duration), per polled url_template.",
+            quantiles,
+            "s",
+            (0, y, 12, 8),
+        ),
+        _timeseries(
+            "Waits/s by outcome per route",
+            "Waits ending per second per url_template and outcome: done (until matched), "
+            "failed (fail_when matched), timeout (the deadline ran out), error (a poll failed).",
+            [outcomes],
+            "reqps",
+            (12, y, 12, 8),
+            stack=True,
+        ),
+    ]
 
 
 def _error_ratio(by: str, window: str = RATE) -> str:
@@ -365,6 +436,79 @@ def _logs_panel(y: int) -> dict[str, Any]:
     }
 
 
+def _overload_panels(y: int) -> list[dict[str, Any]]:
+    """Retry budget and circuit breaker: what the client holds back from a failing upstream."""
+    return [
+        _row("Overload protection: retry budget and circuit breaker", y),
+        _timeseries(
+            "Retries denied/s by reason",
+            "Retries the retry policy wanted but did not make, per upstream and reason: "
+            '"budget" (the retry budget, gRPC A6: retries stop while the tokens are at or '
+            'below half), "circuit_open" (the circuit breaker is open), "retry_after" '
+            '(Retry-After above retry_after_max with retry_after_exceeded="raise"). '
+            "Sustained denials mean the upstream is failing and the client is protecting it.",
+            [
+                _target(
+                    f"sum by (server_address, {LABELS['denied_by']}) ({_rate(_DENIED)})",
+                    "{{server_address}} {{" + LABELS["denied_by"] + "}}",
+                )
+            ],
+            "reqps",
+            (0, y + 1, 6, 8),
+            stack=True,
+        ),
+        _timeseries(
+            "Circuit breaker state by upstream",
+            "Worst circuit breaker state per upstream across the selected services: "
+            "0 closed (calls flow), 1 half-open (one probe), 2 open (calls fail at once "
+            "with CircuitOpenError, nothing is sent).",
+            [
+                _target(
+                    f"max by (server_address) ({_BREAKER_STATE}{_server_sel()})",
+                    "{{server_address}}",
+                )
+            ],
+            "short",
+            (6, y + 1, 6, 8),
+            max_value=2,
+        ),
+        _timeseries(
+            "Circuit breaker transitions",
+            "State changes per upstream (closed -> open, open -> half_open, half_open -> "
+            "closed or open) in each interval. Flapping between open and half_open means "
+            "the probes keep failing.",
+            [
+                _target(
+                    f"sum by (server_address, {LABELS['from_state']}, {LABELS['to_state']}) "
+                    f"(increase({_TRANSITIONS}{_server_sel()}[{RATE}]))",
+                    "{{server_address}} {{"
+                    + LABELS["from_state"]
+                    + "}} -> {{"
+                    + LABELS["to_state"]
+                    + "}}",
+                )
+            ],
+            "short",
+            (12, y + 1, 6, 8),
+        ),
+        _timeseries(
+            "Calls rejected by an open breaker/s",
+            "Logical requests that failed at once with CircuitOpenError because the "
+            "upstream's circuit was open: load the upstream was spared. They also count "
+            'in the error ratio (error_type="observable_session.errors.CircuitOpenError").',
+            [
+                _target(
+                    f"sum by (server_address, url_template) ({_rate(_REJECTED)})",
+                    "{{server_address}} {{url_template}}",
+                )
+            ],
+            "reqps",
+            (18, y + 1, 6, 8),
+            stack=True,
+        ),
+    ]
+
+
 def _panels() -> list[dict[str, Any]]:
     count = _LOGICAL + "_count"
     exhausted = EXHAUSTED
@@ -546,10 +690,13 @@ def _panels() -> list[dict[str, Any]]:
             "short",
             (0, 38, 24, 7),
         ),
-        _row("Endpoints", 45),
-        _endpoint_table(46),
-        _row("Logs", 56),
-        _logs_panel(57),
+        _row("Waits", 45),
+        *_wait_panels(46),
+        *_overload_panels(54),
+        _row("Endpoints", 63),
+        _endpoint_table(64),
+        _row("Logs", 74),
+        _logs_panel(75),
     ]
     for number, panel in enumerate(panels, start=1):
         panel["id"] = number

@@ -140,13 +140,25 @@ def exported() -> dict[str, set[str]]:
         sleep=lambda seconds: None,
         backoff_factor=0.01,
     )
+    # A second session whose breaker opens on /down: denied retries, transitions, rejections.
+    guarded = observable_session.Session(
+        base_url=f"http://127.0.0.1:{server.server_port}",
+        meter_provider=provider,
+        sleep=lambda seconds: None,
+        circuit_breaker=observable_session.CircuitBreaker(minimum_throughput=4),
+    )
     try:
         for path in ("/jobs/{job_id}", "/flaky/{job_id}", "/missing/{job_id}", "/down/{job_id}"):
             with contextlib.suppress(observable_session.RequestsApiError):
                 session.get(path, path_params={"job_id": "42"})
+        for _ in range(4):
+            with contextlib.suppress(observable_session.RequestsApiError):
+                guarded.get("/down/{job_id}", path_params={"job_id": "7"})
+        session.wait("/jobs/{job_id}", path_params={"job_id": "7"}, until=lambda r: True)
         text = generate_latest(registry).decode()
     finally:
         session.close()
+        guarded.close()
         provider.shutdown()
         server.shutdown()
         server.server_close()
@@ -330,6 +342,23 @@ REQUIRED = {
         rf'{_LOGICAL}_count\{{[^}}]*observable_session_retries_exhausted="true"'
     ),
     "active requests": r"http_client_active_requests\{",
+    "retries denied by reason": (
+        r"by \(server_address, observable_session_retry_denied_by\) \(rate\("
+        r"observable_session_retry_denied_total"
+    ),
+    "breaker state per upstream": (
+        r"max by \(server_address\) \(observable_session_circuit_breaker_state\{"
+    ),
+    "breaker transitions": r"circuit_breaker_from_state, .*circuit_breaker_to_state\) \(increase\(",
+    "calls rejected by the breaker": r"rate\(observable_session_circuit_breaker_rejected_total",
+    "wait time quantiles": (
+        r"histogram_quantile\(0\.95, sum by \(le, url_template\) "
+        r"\(rate\(observable_session_wait_duration_seconds_bucket"
+    ),
+    "waits by outcome": (
+        r"by \(url_template, observable_session_wait_outcome\) "
+        r"\(rate\(observable_session_wait_duration_seconds_count"
+    ),
 }
 
 

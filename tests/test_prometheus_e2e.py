@@ -275,12 +275,24 @@ def _calls(session: Any, refused: Any) -> list[Callable[[], Any]]:
             lambda: session.get("/reset/{job_id}", path_params=job),
             lambda: session.get("/missing/{job_id}", path_params=job),
             lambda: refused.get("/health", url_template="/health"),
+            lambda: session.wait("/jobs/{job_id}", path_params=job, until=lambda r: True),
         ]
         if n < 2:  # real waiting: keep it to two rounds
             calls.append(lambda: session.get("/slow/{job_id}", path_params=job, timeout=0.1))
+            calls.append(lambda: session.wait("/missing/{job_id}", path_params=job, until=bool))
         return calls
 
     return [call for n in range(12) for call in round_calls(n)]
+
+
+def _overload_calls(budgeted: Any, guarded: Any) -> list[Callable[[], Any]]:
+    """Calls that spend a retry budget and open a circuit breaker, spread over the rounds."""
+    calls: list[Callable[[], Any]] = []
+    for n in range(12):
+        job = {"job_id": f"o{n}"}
+        calls.append(lambda job=job: budgeted.get("/down/{job_id}", path_params=job))
+        calls.append(lambda: guarded.get("/health", url_template="/health"))
+    return calls
 
 
 @pytest.fixture(scope="module")
@@ -296,9 +308,18 @@ def scraped(prometheus: str, metrics_endpoint: tuple[MeterProvider, int], upstre
         "retries_connect": 1,
         "timeout": 2.0,
     }
-    session = observable_session.Session(base_url=upstream, **options)
+    # Retries for every kind of fault, however many there are: no budget on this one.
+    session = observable_session.Session(base_url=upstream, retry_budget=None, **options)
     refused = observable_session.Session(base_url=_refused_base_url(), **options)
-    calls = _calls(session, refused)
+    # The overload panels: a session on the default retry budget that keeps calling a dead
+    # route (denied retries), and one whose circuit breaker opens on a refused port (state,
+    # transitions, rejected calls); the long break keeps it open while Prometheus scrapes.
+    budgeted = observable_session.Session(base_url=upstream, **options)
+    breaker = observable_session.CircuitBreaker(minimum_throughput=3, break_duration=600.0)
+    guarded = observable_session.Session(
+        base_url=_refused_base_url(), circuit_breaker=breaker, **options
+    )
+    calls = _calls(session, refused) + _overload_calls(budgeted, guarded)
     # Spread the calls over a few scrapes so that rate() sees them increase.
     pace = 3.0 / len(calls)
     for call in calls:
@@ -306,8 +327,8 @@ def scraped(prometheus: str, metrics_endpoint: tuple[MeterProvider, int], upstre
             call()
         time.sleep(pace)
     _wait_for_data(prometheus)
-    session.close()
-    refused.close()
+    for each in (session, refused, budgeted, guarded):
+        each.close()
     return prometheus
 
 
@@ -377,3 +398,41 @@ def test_failed_requests_keep_their_upstream(scraped: str) -> None:
         scraped, 'observable_session_request_duration_seconds_count{server_address=""}'
     )
     assert result == [], [sample["metric"] for sample in result]
+
+
+def test_budget_denied_retries_reached_prometheus(scraped: str) -> None:
+    """The default retry budget denied retries to the dead route, by reason "budget"."""
+    result = generate.query(
+        scraped,
+        'sum(observable_session_retry_denied_total{observable_session_retry_denied_by="budget"})',
+    )
+    assert result and float(result[0]["value"][1]) > 0
+
+
+def test_open_breaker_reached_prometheus(scraped: str) -> None:
+    """The breaker's gauge reads 2 (open) and the rejected calls were counted."""
+    state = generate.query(scraped, "max(observable_session_circuit_breaker_state)")
+    assert state and float(state[0]["value"][1]) == 2
+    rejected = generate.query(scraped, "sum(observable_session_circuit_breaker_rejected_total)")
+    assert rejected and float(rejected[0]["value"][1]) > 0
+    failed = generate.query(
+        scraped,
+        "sum(observable_session_request_duration_seconds_count"
+        '{error_type="observable_session.errors.CircuitOpenError"})',
+    )
+    assert failed and float(failed[0]["value"][1]) > 0
+
+
+def test_waits_reach_prometheus_by_route_and_outcome(scraped: str) -> None:
+    """Session.wait's duration histogram arrives per url_template and outcome."""
+    result = generate.query(
+        scraped,
+        "sum by (url_template, observable_session_wait_outcome) "
+        "(observable_session_wait_duration_seconds_count)",
+    )
+    seen = {
+        (r["metric"].get("url_template"), r["metric"].get("observable_session_wait_outcome"))
+        for r in result
+    }
+    assert ("/jobs/{job_id}", "done") in seen
+    assert ("/missing/{job_id}", "error") in seen

@@ -52,6 +52,16 @@ def test_own_names_are_namespaced() -> None:
         sc.METRIC_REQUEST_DURATION,
         sc.METRIC_RETRIES,
         sc.METRIC_RETRY_BACKOFF,
+        sc.RETRY_DENIED_EVENT,
+        sc.RETRY_DENIED_BY,
+        sc.BREAKER_REJECTED_EVENT,
+        sc.BREAKER_FROM_STATE,
+        sc.BREAKER_TO_STATE,
+        sc.IDEMPOTENCY_KEY,
+        sc.METRIC_RETRIES_DENIED,
+        sc.METRIC_BREAKER_STATE,
+        sc.METRIC_BREAKER_TRANSITIONS,
+        sc.METRIC_BREAKER_REJECTED,
     ]
     assert all(name.startswith("observable_session.") for name in own)
 

@@ -30,13 +30,17 @@ from .errors import (
     ApiUnrewindableBodyError,
     ApiURLRequired,
     AttemptRecord,
+    CircuitOpenError,
     DeadlineExceeded,
     InvalidConfigError,
     InvalidURLError,
     RequestsApiError,
+    WaitFailed,
+    WaitTimeout,
     counterpart,
 )
 from .logs import RedactingFilter, add_trace_context, configure_logging
+from .policies import BreakerState, CircuitBreaker, RetryBudget
 from .redaction import RedactingSpanExporter, Redactor, redact_event
 
 __all__ = [
@@ -62,6 +66,9 @@ __all__ = [
     "ApiURLRequired",
     "ApiUnrewindableBodyError",
     "AttemptRecord",
+    "BreakerState",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "DeadlineExceeded",
     "InvalidConfigError",
     "InvalidURLError",
@@ -69,8 +76,11 @@ __all__ = [
     "RedactingSpanExporter",
     "Redactor",
     "RequestsApiError",
+    "RetryBudget",
     "RetryPolicy",
     "Session",
+    "WaitFailed",
+    "WaitTimeout",
     "__version__",
     "add_trace_context",
     "configure_logging",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from urllib3.util.retry import Retry
 
     from ._session import Session
+    from .policies._pipeline import CallGuard, OverloadPolicy
     from .telemetry._record import CallRecorder
 
 __all__ = ["ACTIVE", "PENDING", "Call", "CallOptions"]
@@ -27,6 +28,7 @@ class CallOptions:
 
     url_template: str | None
     deadline: float | None
+    overload: OverloadPolicy | None = None
 
 
 @dataclass(slots=True)
@@ -39,6 +41,7 @@ class Call:
     deadline_at: float | None
     retry: Retry
     recorder: CallRecorder
+    guard: CallGuard
     attempts: int = 0
     history: list[AttemptRecord] = field(default_factory=list)
     redirecting: bool = False

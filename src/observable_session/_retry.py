@@ -161,12 +161,19 @@ class RetryPolicy:
         response: Response | None = None,
         error: BaseException | None = None,
         replayable: bool = True,
+        keyed: bool = False,
     ) -> Decision:
-        """Decide on a retry after one attempt that returned ``response`` or raised ``error``."""
+        """Decide on a retry after one attempt that returned ``response`` or raised ``error``.
+
+        ``keyed``: the request carries an idempotency key, so the server can deduplicate a
+        POST or PATCH whose read failed, and such a read failure may be retried.
+        """
         if error is not None:
             reason = error_type(error)
             kind = classify_error(error)
-            if kind == "final" or (kind == "read" and method not in IDEMPOTENT_METHODS):
+            if kind == "final" or (
+                kind == "read" and method not in IDEMPOTENT_METHODS and not keyed
+            ):
                 return Decision(None, reason)
             stand_in: Exception = _CONNECT_ERROR if kind == "connect" else _READ_ERROR
             return self._increment(retry, method, reason, replayable, error=stand_in)

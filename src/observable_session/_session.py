@@ -56,6 +56,13 @@ from .errors import (
     InvalidURLError,
     RequestsApiError,
 )
+from .policies import CircuitBreaker, RetryBudget
+from .policies._pipeline import (
+    DENIED_BY_RETRY_AFTER,
+    KEEP,
+    OverloadPolicy,
+    annotate_response_error,
+)
 from .redaction import DEFAULT_REDACTOR
 from .telemetry._instruments import Telemetry
 from .telemetry._record import CallRecorder, TargetCache
@@ -93,6 +100,13 @@ class Session(requests.Session):
         tracer_provider: Where spans go; the global provider by default.
         meter_provider: Where metric points go; the global provider by default.
         sleep: The function that sleeps between attempts (tests pass a recorder).
+        retry_budget: Retry throttling per origin (gRPC A6); a fresh
+            ``RetryBudget(max_tokens=10, token_ratio=0.1)`` by default, ``None`` turns it off.
+        circuit_breaker: A :class:`CircuitBreaker` per origin; off (``None``) by default.
+        idempotency_key: ``True`` (``Idempotency-Key``) or a header name: every POST and
+            PATCH gets a UUID4 key, the same on every attempt and hop. Default ``False``.
+        retry_after_exceeded: ``"cap"`` (default) waits at most ``retry_after_max``;
+            ``"raise"`` ends the call with the HTTP error carrying ``retry_after`` instead.
     """
 
     def __init__(
@@ -115,6 +129,10 @@ class Session(requests.Session):
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        retry_budget: RetryBudget | None = KEEP,
+        circuit_breaker: CircuitBreaker | None = None,
+        idempotency_key: bool | str = False,
+        retry_after_exceeded: str = "cap",
         **kwargs: Any,
     ) -> None:
         # Validate everything before touching any state: no half-built session.
@@ -128,6 +146,13 @@ class Session(requests.Session):
             retry_after_max=retry_after_max,
             retry_post_on_status=retry_post_on_status,
         )
+        overload = OverloadPolicy.build(
+            retry_budget=RetryBudget() if retry_budget is KEEP else retry_budget,
+            circuit_breaker=circuit_breaker,
+            idempotency_key=idempotency_key,
+            retry_after_exceeded=retry_after_exceeded,
+            retry_after_max=policy.retry_after_max,
+        )
         origins = self._check_origins(base, auth_origins)
         _check_deadline(deadline)
         auth = AuthHeaders(auth_headers)
@@ -136,6 +161,7 @@ class Session(requests.Session):
         self._auth_headers = auth
         self._auth_origins = origins
         self._policy = policy
+        self._overload = overload
         self.timeout = timeout
         self.deadline = deadline
         self.raise_for_status = raise_for_status
@@ -206,6 +232,16 @@ class Session(requests.Session):
         """The immutable retry settings of this session."""
         return self._policy
 
+    @property
+    def retry_budget(self) -> RetryBudget | None:
+        """The session's retry budget (``None``: off)."""
+        return self._overload.budget
+
+    @property
+    def circuit_breaker(self) -> CircuitBreaker | None:
+        """The session's circuit breaker (``None``: off)."""
+        return self._overload.breaker
+
     def add_user_agent(self, user_agent: str) -> None:
         """Append ``user_agent`` to the User-Agent header unless that token is already there."""
         if (
@@ -266,6 +302,7 @@ class Session(requests.Session):
         "_auth_headers",
         "_auth_origins",
         "_policy",
+        "_overload",
         "timeout",
         "deadline",
         "raise_for_status",
@@ -300,6 +337,10 @@ class Session(requests.Session):
         url_template: str | None = None,
         deadline: float | None = _UNSET,
         raise_for_status: bool | None = None,
+        retry_budget: RetryBudget | None = KEEP,
+        circuit_breaker: CircuitBreaker | None = KEEP,
+        idempotency_key: bool | str = KEEP,
+        retry_after_exceeded: str = KEEP,
         **kwargs: Any,
     ) -> Response:
         """Construct, prepare and send a request; raise on 4xx/5xx after retries.
@@ -312,6 +353,10 @@ class Session(requests.Session):
             url_template: The route to report as ``url.template`` (low cardinality).
             deadline: Seconds for the whole logical request; overrides the session's.
             raise_for_status: Overrides the session's ``raise_for_status``.
+            retry_budget: Overrides the session's retry budget for this call (``None``: off).
+            circuit_breaker: Overrides the session's circuit breaker (``None``: off).
+            idempotency_key: Overrides the session's ``idempotency_key``.
+            retry_after_exceeded: Overrides the session's ``retry_after_exceeded``.
             *args: As for ``requests.Session.request``.
             **kwargs: As for ``requests.Session.request``.
         """
@@ -327,7 +372,13 @@ class Session(requests.Session):
         route = _urls.template_path(self._base_url, template) if template else None
         if deadline is not _UNSET:
             _check_deadline(deadline)
-        options = _CallOptions(route, self.deadline if deadline is _UNSET else deadline)
+        overload = self._overload.override(
+            retry_budget=retry_budget,
+            circuit_breaker=circuit_breaker,
+            idempotency_key=idempotency_key,
+            retry_after_exceeded=retry_after_exceeded,
+        )
+        options = _CallOptions(route, self.deadline if deadline is _UNSET else deadline, overload)
         token = _PENDING.set(options)
         failure: RequestsApiError | None = None
         try:
@@ -342,8 +393,58 @@ class Session(requests.Session):
             raise failure
         should_raise = self.raise_for_status if raise_for_status is None else raise_for_status
         if should_raise and response.status_code >= 400:
-            raise http_error(response)
+            raise annotate_response_error(http_error(response), response)
         return response
+
+    def wait(
+        self,
+        target: str | Response,
+        *,
+        until: Callable[[Response], object],
+        fail_when: Callable[[Response], object] | None = None,
+        interval: float = 1.0,
+        max_interval: float = 30.0,
+        multiplier: float = 1.5,
+        jitter: float = 0.1,
+        deadline: float | None = None,
+        method: str = "GET",
+        **request_kwargs: Any,
+    ) -> Response:
+        """Poll ``target`` until ``until(response)`` is true; one span, one deadline.
+
+        Args:
+            target: A URL (relative to ``base_url``; ``path_params``/``url_template`` as
+                for ``request``), or a submit call's Response: its ``Operation-Location``,
+                else its ``Location``, is polled.
+            until: Ends the wait with the response it is true for.
+            fail_when: Ends the wait with :class:`WaitFailed` (checked first).
+            interval: Seconds between the first two polls; then times ``multiplier``.
+            max_interval: Cap on every pause, a ``Retry-After`` included.
+            multiplier: Growth of the pause after each poll (>= 1).
+            jitter: Each computed pause is scaled by a random factor in
+                ``[1 - jitter, 1 + jitter]``.
+            deadline: Seconds for the whole wait, sleeps included (default: the
+                session's); then :class:`WaitTimeout`.
+            method: The polls' method.
+            **request_kwargs: Passed to every poll's ``request`` (headers, params, ...).
+
+        See :mod:`observable_session._wait` for when a failing poll ends the wait.
+        """
+        from ._wait import wait
+
+        return wait(
+            self,
+            target,
+            until=until,
+            fail_when=fail_when,
+            interval=interval,
+            max_interval=max_interval,
+            multiplier=multiplier,
+            jitter=jitter,
+            deadline=deadline,
+            method=method,
+            request_kwargs=request_kwargs,
+        )
 
     def prepare_request(self, request: Request) -> PreparedRequest:
         """Prepare ``request`` as requests does, then add the auth headers where allowed."""
@@ -444,6 +545,7 @@ class Session(requests.Session):
         template = kwargs.pop("url_template", None)
         deadline = kwargs.pop("deadline", _UNSET)
         options = _PENDING.get()
+        overload = options.overload if options is not None else None
         active = _ACTIVE.get()
         if (
             options is None
@@ -464,7 +566,7 @@ class Session(requests.Session):
         if deadline is _UNSET:
             deadline = self.deadline
         _check_deadline(deadline)
-        return self._send_logical(request, kwargs, template, deadline)
+        return self._send_logical(request, kwargs, template, deadline, overload)
 
     def _send_logical(
         self,
@@ -472,6 +574,7 @@ class Session(requests.Session):
         kwargs: dict[str, Any],
         template: str | None,
         deadline: float | None,
+        overload: OverloadPolicy | None = None,
     ) -> Response:
         """Open the logical request, run its hops, close it: one span, one duration point."""
         start = time.perf_counter()
@@ -480,15 +583,20 @@ class Session(requests.Session):
             instruments = self._telemetry.instruments()
         except Exception:  # a broken provider must not break the request
             instruments = None
+        recorder = CallRecorder(instruments, method, template)
         call = _Call(
             session=self,
             method=method,
             deadline=deadline,
             deadline_at=time.monotonic() + deadline if deadline is not None else None,
             retry=self._policy.start(),
-            recorder=CallRecorder(instruments, method, template),
+            recorder=recorder,
+            guard=(overload or self._overload).start(
+                instruments, recorder, method, self._policy.status_forcelist
+            ),
         )
         call.recorder.start(self._targets.get(request.url or ""))
+        request = call.guard.prepare(request)
         token = _ACTIVE.set(call)
         response: Response | None = None
         failure: BaseException | None = None
@@ -510,9 +618,11 @@ class Session(requests.Session):
             status, _error_type_of(status, failure), call.attempts, time.perf_counter() - start
         )
         if failure is not None:
-            raise failure
+            raise call.guard.annotate(failure)
         assert response is not None
         response._observable_session = (call.attempts, tuple(call.history))  # type: ignore[attr-defined]
+        if call.guard.denied is not None:
+            response._observable_session_denied = (call.guard.denied, call.guard.retry_after)  # type: ignore[attr-defined]
         return response
 
     def _send_hop(self, request: PreparedRequest, call: _Call, kwargs: dict[str, Any]) -> Response:
@@ -577,20 +687,33 @@ class Session(requests.Session):
         timeout = _bounded_timeout(kwargs["timeout"], call)
         if timeout is _EXPIRED:
             raise deadline_error(call, None, None)
+        guard = call.guard
+        guard.admit(request.url or "", call.attempts, tuple(call.history))
         while True:
             started = time.perf_counter()
             response, error = self._attempt(adapter, request, call, dict(kwargs, timeout=timeout))
             duration = time.perf_counter() - started
             decision = self._policy.decide(
-                call.retry, call.method, response=response, error=error, replayable=replayable
+                call.retry,
+                call.method,
+                response=response,
+                error=error,
+                replayable=replayable,
+                keyed=guard.keyed,
             )
+            guard.attempted(request.url or "", response, error, decision)
             status = response.status_code if response is not None else None
             err = _error_type_of(status, error)
             expired = call.deadline_at is not None and (
                 time.monotonic() + decision.backoff >= call.deadline_at
             )
-            if decision.retry is None or expired:
+            denied = None
+            if decision.retry is not None and not expired:
+                denied = guard.may_retry(request.url or "", decision, response, call.attempts)
+            if decision.retry is None or expired or denied is not None:
                 call.history.append(AttemptRecord(status, err, duration))
+                if denied == DENIED_BY_RETRY_AFTER and response is not None:
+                    raise guard.retry_after_error(response, call.attempts, tuple(call.history))
                 if decision.exhausted or decision.retry is not None:
                     call.recorder.retries_exhausted(call.attempts, decision.reason, expired)
                 if expired and (decision.retry is not None or isinstance(error, requests.Timeout)):

@@ -13,7 +13,8 @@ for any requests error class (a third party's subclass included)::
           │    ├── ApiConnectTimeout     (+ ApiTimeout, requests.ConnectTimeout)
           │    ├── ApiSSLError           (+ requests.exceptions.SSLError)
           │    ├── ApiProxyError         (+ requests.exceptions.ProxyError)
-          │    └── ApiChunkedEncodingError (+ requests.exceptions.ChunkedEncodingError) truncated
+          │    ├── ApiChunkedEncodingError (+ requests.exceptions.ChunkedEncodingError) truncated
+          │    └── CircuitOpenError                                  open circuit: nothing sent
           ├── ApiTimeout                (+ requests.Timeout)         connect or read timeout
           │    ├── ApiReadTimeout        (+ requests.ReadTimeout)
           │    └── DeadlineExceeded                                  the call's deadline ran out
@@ -82,6 +83,7 @@ __all__ = [
     "ApiURLRequired",
     "ApiUnrewindableBodyError",
     "AttemptRecord",
+    "CircuitOpenError",
     "DeadlineExceeded",
     "InvalidConfigError",
     "InvalidURLError",
@@ -122,9 +124,17 @@ class RequestsApiError(requests.RequestException):
         attempts: How many attempts the logical request made.
         history: One :class:`AttemptRecord` per attempt, in order.
         requests_type: The ``requests.exceptions`` class this class stands for.
+        retry_denied: Why a retry the policy wanted was not made, if one was denied:
+            ``"budget"`` (the retry budget), ``"circuit_open"`` (the circuit breaker) or
+            ``"retry_after"`` (``Retry-After`` above ``retry_after_max`` with
+            ``retry_after_exceeded="raise"``); else ``None``.
+        retry_after: Seconds the server asked to wait (``Retry-After``) when
+            ``retry_denied == "retry_after"``, else ``None``.
     """
 
     requests_type: ClassVar[type[requests.RequestException]] = requests.RequestException
+    retry_denied: str | None = None
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -337,3 +347,66 @@ def counterpart(error_type: type[BaseException]) -> type[RequestsApiError]:
         if found is not None:
             return found
     return RequestsApiError
+
+
+class CircuitOpenError(ApiConnectionError):
+    """The origin's circuit breaker is open: the call failed at once, no socket was opened.
+
+    Attributes:
+        retry_in: Seconds until the breaker lets a probe through (0.0 when one is in flight).
+    """
+
+    retry_in: float = 0.0
+
+
+# -- waiting for a job (Session.wait) --------------------------------------------------
+#
+#     RequestsApiError
+#      ├── WaitFailed          fail_when matched a poll's response
+#      └── ApiTimeout
+#           └── DeadlineExceeded
+#                └── WaitTimeout  the wait's deadline ran out, sleeps included
+
+
+class _WaitErrorMixin:
+    """What a wait error carries beyond a request error: the poll count."""
+
+    polls: int
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_wait, (type(self), str(self), self.polls))
+
+
+def _rebuild_wait(
+    cls: type[WaitFailed | WaitTimeout], message: str, polls: int
+) -> RequestsApiError:
+    return cls(message, polls=polls)
+
+
+class WaitFailed(_WaitErrorMixin, RequestsApiError):
+    """``Session.wait``'s ``fail_when`` matched: the job failed.
+
+    Attributes:
+        response: The poll response that matched ``fail_when``.
+        polls: How many polls the wait made.
+    """
+
+    def __init__(self, message: str, *, response: Response | None = None, polls: int = 0) -> None:
+        super().__init__(message, response=response)
+        self.polls = polls
+
+
+class WaitTimeout(_WaitErrorMixin, DeadlineExceeded):
+    """``Session.wait``'s deadline ran out before ``until`` matched (sleeps included).
+
+    Attributes:
+        response: The last poll response, or ``None`` if no poll answered.
+        polls: How many polls the wait made.
+    """
+
+    def __init__(self, message: str, *, response: Response | None = None, polls: int = 0) -> None:
+        super().__init__(message, response=response)
+        self.polls = polls
+
+
+__all__ += ["WaitFailed", "WaitTimeout"]

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 
 from ..telemetry import _semconv as sc
+from ._waits import WaitCollector, WaitStats, WaitView, is_wait_span
 
 __all__ = [
     "AttemptView",
@@ -201,6 +202,7 @@ class SpanRecorder(SpanExporter):
         self.spans_seen = 0
         self.secret_hits = 0
         self.logical_without_attempts = 0
+        self._waits = WaitCollector()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Fold finished spans into the statistics."""
@@ -228,8 +230,12 @@ class SpanRecorder(SpanExporter):
         if span.kind is SpanKind.CLIENT and span.parent is not None:
             self._pending.setdefault(span.parent.span_id, []).append(span)
         elif span.kind is SpanKind.INTERNAL and span.context is not None:
+            if is_wait_span(span):  # a Session.wait, not a logical request
+                self._waits.add_wait(span)
+                return
             children = self._pending.pop(span.context.span_id, [])
             self._add_logical(span, children)
+            self._waits.add_poll(span, children)
 
     def _add_logical(self, logical: ReadableSpan, children: list[ReadableSpan]) -> None:
         attrs = logical.attributes or {}
@@ -272,6 +278,16 @@ class SpanRecorder(SpanExporter):
         """The retried request with the most retries seen so far, if any."""
         with self._lock:
             return self._best[1] if self._best else None
+
+    def waits(self) -> WaitStats:
+        """Counts of the waits seen so far."""
+        with self._lock:
+            return self._waits.snapshot()
+
+    def wait_view(self) -> WaitView | None:
+        """The wait to draw, if any."""
+        with self._lock:
+            return self._waits.view()
 
     def totals(self) -> tuple[int, int]:
         """(logical requests, attempts) recorded so far, cheap enough for a progress bar."""

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 from .._version import __version__
 from ..telemetry import _semconv as sc
 from ._collect import MetricTotals, RouteStats, WaterfallView, percentile
+from ._waits import WaitStats, WaitView
 from ._workload import AUTH_HEADER, ROUTES, WorkloadResult
 
 __all__ = ["Check", "DemoReport", "LogTap", "build_checks", "report_json"]
@@ -138,6 +139,8 @@ class DemoReport:
     otlp: str | None = None
     prometheus_port: int | None = None
     interrupted: bool = False
+    waits: WaitStats = field(default_factory=WaitStats)
+    wait_view: WaitView | None = None
     checks: list[Check] = field(default_factory=list)
 
     def totals(self) -> RouteStats:
@@ -187,6 +190,15 @@ def build_checks(report: DemoReport) -> list[Check]:
             f"errors; the spans show {total.requests} and {total.errors}, of the same types",
         ),
     ]
+    if wl.waits or report.waits.waits:
+        outcomes = ", ".join(f"{n} {o}" for o, n in sorted(wl.waits.items()))
+        checks.append(
+            Check(
+                wl.waits == report.waits.outcomes,
+                f"the workload waited for {sum(wl.waits.values())} jobs ({outcomes}); the spans "
+                f"show {report.waits.waits} WAIT spans with the same outcomes",
+            )
+        )
     leaks = (
         report.log_secret_hits
         + report.span_secret_hits
@@ -269,6 +281,36 @@ def _waterfall_json(view: WaterfallView | None) -> dict[str, Any] | None:
     }
 
 
+def _waits_json(stats: WaitStats, view: WaitView | None) -> dict[str, Any]:
+    return {
+        "waits": stats.waits,
+        "polls": stats.polls,
+        "outcomes": dict(sorted(stats.outcomes.items())),
+        "p50_ms": _ms(percentile(stats.durations, 0.50)),
+        "p95_ms": _ms(percentile(stats.durations, 0.95)),
+        "waterfall": None
+        if view is None
+        else {
+            "name": view.name,
+            "trace_id": view.trace_id,
+            "duration_ms": _ms(view.duration_s),
+            "outcome": view.outcome,
+            "polls": [
+                {
+                    "start_ms": _ms(p.start_s),
+                    "duration_ms": _ms(p.end_s - p.start_s),
+                    "status_code": p.status_code,
+                    "error_type": p.error_type,
+                    "attempts": len(p.attempts),
+                    "pause_ms": _ms(p.pause_s),
+                    "pause_from_retry_after": p.pause_from_retry_after,
+                }
+                for p in view.polls
+            ],
+        },
+    }
+
+
 def report_json(report: DemoReport) -> dict[str, Any]:
     """The machine-readable summary printed by ``--json``."""
     import json
@@ -301,6 +343,7 @@ def report_json(report: DemoReport) -> dict[str, Any]:
             "auth_at_other_origin": wl.auth_at_other_origin if report.embedded else None,
         },
         "waterfall": _waterfall_json(report.waterfall),
+        "waits": _waits_json(report.waits, report.wait_view),
         "logs": {
             "lines": report.log_lines,
             "redacted_lines": report.log_redacted_lines,

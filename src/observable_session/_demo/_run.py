@@ -286,6 +286,8 @@ def run_demo(
             otlp=options.otlp,
             prometheus_port=telemetry.prometheus_port,
             interrupted=interrupted,
+            waits=telemetry.recorder.waits(),
+            wait_view=telemetry.recorder.wait_view(),
         )
         _print_report(report, options, console, key)
     failed = [c for c in report.checks if not c.ok]

@@ -4,6 +4,11 @@ Two loopback HTTP servers on free ports. The main one serves a small job API who
 misbehave in one way; the second one is "another origin" that the artifact route redirects to,
 and it counts every request that arrives carrying an auth header (there should be none).
 
+Jobs have a lifecycle: a submit answers ``202 Accepted`` with ``Location`` (the job's status
+URL) and ``Retry-After``; the job is QUEUED, then RUNNING on its first status read, then DONE
+(or FAILED, when it asked for more than :data:`MAX_SHOTS` shots) on the next. Every route is
+also served under ``/api/v1``, the prefix the README's example uses.
+
 Each request decides its fate from a stable hash of its key (the path, or the job name in a
 submitted body) plus how many times that key was seen before, so a given workload meets the
 same faults whatever the concurrency: the first attempts fail, a later retry succeeds, and a
@@ -24,7 +29,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-__all__ = ["AUTH_HEADER_NAMES", "SLOW_RESPONSE_S", "DemoUpstream", "failures_for"]
+__all__ = [
+    "API_PREFIX",
+    "AUTH_HEADER_NAMES",
+    "JOB_RETRY_AFTER_S",
+    "MAX_SHOTS",
+    "SLOW_RESPONSE_S",
+    "DemoUpstream",
+    "failures_for",
+]
 
 #: Headers that carry credentials: the echo route repeats them, the other origin counts them.
 AUTH_HEADER_NAMES = ("X-API-Key", "Authorization")
@@ -32,6 +45,12 @@ AUTH_HEADER_NAMES = ("X-API-Key", "Authorization")
 SLOW_RESPONSE_S = 0.5
 #: The Retry-After value (seconds) sent with a 429.
 RETRY_AFTER_S = 1
+#: The Retry-After value (seconds) sent with a job submission's 202.
+JOB_RETRY_AFTER_S = 1
+#: A job asking for more shots than this ends FAILED.
+MAX_SHOTS = 4096
+#: The optional prefix every route is also served under.
+API_PREFIX = "/api/v1"
 #: How many distinct keys the attempt counter remembers (bounded for --forever runs).
 _MAX_KEYS = 50_000
 
@@ -51,6 +70,13 @@ _JOB_LOGS = re.compile(r"^/jobs/(?P<job_id>[^/]+)/logs$")
 _REPORT = re.compile(r"^/reports/(?P<report_id>[^/]+)$")
 _ARTIFACT = re.compile(r"^/artifacts/(?P<artifact_id>[^/]+)$")
 _BLOB = re.compile(r"^/blobs/(?P<artifact_id>[^/]+)$")
+
+
+def _unprefixed(path: str) -> tuple[str, str]:
+    """``(prefix, rest)``: the API prefix (or ``""``) and the route path under it."""
+    if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+        return API_PREFIX, path[len(API_PREFIX) :] or "/"
+    return "", path
 
 
 def failures_for(fault: str, key: str) -> int:
@@ -79,6 +105,41 @@ class _AttemptCounter:
             if len(self._counts) > _MAX_KEYS:
                 self._counts.popitem(last=False)
             return seen
+
+
+class _Jobs:
+    """The submitted jobs and how often each one's status was read (bounded)."""
+
+    __slots__ = ("_jobs", "_lock", "_submitted")
+
+    def __init__(self) -> None:
+        self._jobs: OrderedDict[str, tuple[bool, int]] = OrderedDict()
+        self._submitted: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def submit(self, name: str, shots: int) -> str:
+        """Register a job; the id depends only on the name and how often it was submitted."""
+        with self._lock:
+            count = self._submitted.pop(name, 0)
+            self._submitted[name] = count + 1
+            job_id = f"{zlib.crc32(f'{name}:{count}'.encode()):08x}"
+            self._jobs[job_id] = (shots > MAX_SHOTS, 0)
+            for table in (self._jobs, self._submitted):
+                while len(table) > _MAX_KEYS:
+                    table.popitem(last=False)
+            return job_id
+
+    def read(self, job_id: str) -> str | None:
+        """The state of a submitted job, advancing it one step; ``None`` for an unknown id."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            fails, reads = job
+            self._jobs[job_id] = (fails, reads + 1)
+        if reads == 0:
+            return "RUNNING"
+        return "FAILED" if fails else "DONE"
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -142,7 +203,7 @@ class _ApiHandler(_Handler):
 
     def do_GET(self) -> None:
         """Dispatch a GET to its route."""
-        path = urlsplit(self.path).path
+        path = _unprefixed(urlsplit(self.path).path)[1]
         self._read_body()
         self.upstream._count("requests")
         if match := _JOB_STATUS.match(path):
@@ -163,23 +224,27 @@ class _ApiHandler(_Handler):
             self._send_json(404, {"message": f"no route for {path}"})
 
     def do_POST(self) -> None:
-        """Submit a job: a few submissions meet one 503 first."""
-        path = urlsplit(self.path).path
+        """Submit a job: 202 with Location and Retry-After; a few submissions meet a 503 first."""
+        prefix, path = _unprefixed(urlsplit(self.path).path)
         body = self._read_body()
         self.upstream._count("requests")
         if path != "/jobs":
             self._send_json(404, {"message": f"no route for POST {path}"})
             return
         try:
-            name = str(json.loads(body or b"{}").get("name", ""))
-        except (ValueError, AttributeError):
-            self._send_json(400, {"message": "body must be a JSON object"})
+            request = json.loads(body or b"{}")
+            name = str(request.get("name", ""))
+            shots = int(request.get("shots", 0))
+        except (ValueError, AttributeError, TypeError, OverflowError):
+            self._send_json(400, {"message": "body must be a JSON object with integer shots"})
             return
         if self._fails("submit", f"submit:{name}"):
             self._send_json(503, {"message": "scheduler busy, try again"})
             return
-        job_id = f"{zlib.crc32(name.encode()):08x}"
-        self._send_json(201, {"job_id": job_id, "name": name, "status": "QUEUED"})
+        job_id = self.upstream._jobs.submit(name, shots)
+        headers = {"Location": f"{prefix}/jobs/{job_id}", "Retry-After": str(JOB_RETRY_AFTER_S)}
+        payload = {"id": job_id, "job_id": job_id, "name": name, "state": "QUEUED"}
+        self._send_json(202, payload, headers)
 
     def _fails(self, fault: str, key: str) -> bool:
         return self.upstream._attempts.next(key) < failures_for(fault, key)
@@ -188,8 +253,12 @@ class _ApiHandler(_Handler):
         if self._fails("flaky", key):
             self.upstream._count("503")
             self._send_json(503, {"message": "service unavailable"})
-        else:
-            self._send_json(200, {"job_id": job_id, "status": "RUNNING"})
+            return
+        state = self.upstream._jobs.read(job_id)
+        payload: dict[str, object] = {"id": job_id, "job_id": job_id, "state": state or "RUNNING"}
+        if state == "FAILED":
+            payload["error"] = f"more than {MAX_SHOTS} shots"
+        self._send_json(200, payload)
 
     def _rate_limited_result(self, key: str, job_id: str) -> None:
         if self._fails("rate_limited", key):
@@ -247,6 +316,7 @@ class DemoUpstream:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, other_port: int = 0) -> None:
         self._attempts = _AttemptCounter()
+        self._jobs = _Jobs()
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         api = type("ApiHandler", (_ApiHandler,), {"upstream": self})

@@ -20,9 +20,10 @@ from ._collect import (
     short_reason,
 )
 from ._report import Check, DemoReport, fault_of
+from ._waits import WaitStats, WaitView
 from ._workload import AUTH_HEADER
 
-__all__ = ["render_checks", "render_report", "render_waterfall"]
+__all__ = ["render_checks", "render_report", "render_wait", "render_waterfall"]
 
 _LABEL_WIDTH = 30
 _BAR = "█"
@@ -168,6 +169,104 @@ def render_waterfall(view: WaterfallView, width: int) -> RenderableType:
     return Group(*rows)
 
 
+def render_wait(view: WaitView, width: int) -> RenderableType:
+    """One wait: its polls, each poll's attempts, and the pauses between polls, to scale."""
+    bar_width = max(30, min(72, width - _LABEL_WIDTH - 22))
+    total = view.duration_s or 1e-9
+
+    def col(t: float) -> int:
+        return max(0, min(bar_width, round(t / total * bar_width)))
+
+    title = Text(
+        f"Waterfall of one wait: {view.name} -> {view.outcome} after {len(view.polls)} polls "
+        f"in {_fmt_ms(view.duration_s)}",
+        style="bold",
+    )
+    title.append(f"\ntrace {view.trace_id}, drawn to scale from the span timestamps", style="dim")
+    end_label = _fmt_ms(view.duration_s)
+    axis = Text(" " * _LABEL_WIDTH + "0 ms")
+    axis.append(" " * max(1, bar_width - 4 - len(end_label)) + end_label)
+    style = "blue" if view.outcome == "done" else "red"
+    rows: list[RenderableType] = [
+        title,
+        axis,
+        _bar_line(view.name, 0, bar_width, bar_width, _BAR, style, f"{end_label}  {view.outcome}"),
+    ]
+    if view.first_pause is not None and view.polls:
+        interval, told = view.first_pause
+        rows.append(
+            _bar_line(
+                f"  pause {_fmt_ms(interval)} ({'Retry-After' if told else 'interval'})",
+                0,
+                col(view.polls[0].start_s),
+                bar_width,
+                _GAP,
+                "yellow",
+                f"{_fmt_ms(view.polls[0].start_s)} waited",
+            )
+        )
+    for number, poll in enumerate(view.polls, start=1):
+        outcome = _outcome(poll.status_code, poll.error_type)
+        rows.append(
+            _bar_line(
+                f"  poll {number}",
+                col(poll.start_s),
+                col(poll.end_s),
+                bar_width,
+                _BAR,
+                "red" if poll.error_type else "green",
+                f"{_fmt_ms(poll.end_s - poll.start_s)}  {outcome}",
+            )
+        )
+        if len(poll.attempts) > 1:  # a poll that was retried: show its attempts
+            for index, (start, end, status, error, failed) in enumerate(poll.attempts, start=1):
+                rows.append(
+                    _bar_line(
+                        f"    attempt {index}",
+                        col(start),
+                        col(end),
+                        bar_width,
+                        _BAR,
+                        "red" if failed else "green",
+                        f"{_fmt_ms(end - start)}  {_outcome(status, error)}",
+                    )
+                )
+        if number < len(view.polls):
+            following = view.polls[number]
+            source = "Retry-After" if poll.pause_from_retry_after else "interval"
+            rows.append(
+                _bar_line(
+                    f"    pause {_fmt_ms(poll.pause_s)} ({source})",
+                    col(poll.end_s),
+                    col(following.start_s),
+                    bar_width,
+                    _GAP,
+                    "yellow",
+                    f"{_fmt_ms(following.start_s - poll.end_s)} waited",
+                )
+            )
+    rows.append(
+        Text(
+            f"1 column = {_fmt_ms(total / bar_width)}; {_BAR} a span (red: failed), "
+            f"{_GAP} pausing before the next poll",
+            style="dim",
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+    )
+    return Group(*rows)
+
+
+def _waits_line(stats: WaitStats) -> Text:
+    outcomes = ", ".join(f"{o} {n}" for o, n in sorted(stats.outcomes.items()))
+    p50 = percentile(stats.durations, 0.50)
+    p95 = percentile(stats.durations, 0.95)
+    return Text(
+        f"Waited for {stats.waits} jobs with Session.wait ({outcomes}): {stats.polls} polls, "
+        f"p50 / p95 {_fmt_ms(p50)} / {_fmt_ms(p95)} per wait."
+    )
+
+
 def _why(stats: RouteStats) -> str:
     lines = [f"retried {r}{_TIMES}{c}" for r, c in sorted(stats.retries_by_reason.items())]
     lines += [f"failed {t}{_TIMES}{c}" for t, c in sorted(stats.errors_by_type.items())]
@@ -254,6 +353,12 @@ def render_report(console: Console, report: DemoReport) -> None:
     else:
         console.print("No request was retried, so there is no waterfall to draw.")
     console.print()
+    if report.wait_view is not None:
+        console.print(render_wait(report.wait_view, console.width))
+        console.print()
+    if report.waits.waits:
+        console.print(_waits_line(report.waits))
+        console.print()
     for table in _summary_tables(report, console.width):
         console.print(table)
         console.print()

@@ -1,5 +1,9 @@
 """The demo's workload: a seeded mix of calls on seven routes, driven by K threads.
 
+About half of the jobs it submits it also waits for with ``Session.wait`` (polling the
+submit's ``Location`` on the ``GET /jobs/{job_id}`` route until DONE or FAILED); each poll
+counts as a call on that route.
+
 Every call goes through one shared :class:`~observable_session.Session` with an API key, a
 ``url_template`` per route and small backoffs. Failures the routes are built to produce are
 expected; the workload catches them, logs them, and checks that no exception text carries
@@ -21,7 +25,7 @@ import structlog
 from requests import Response
 from requests.adapters import HTTPAdapter
 
-from .. import RequestsApiError, Session
+from .. import ApiHTTPError, RequestsApiError, Session, WaitFailed, WaitTimeout
 
 __all__ = [
     "AUTH_HEADER",
@@ -38,6 +42,16 @@ __all__ = [
 AUTH_HEADER = "X-API-Key"
 #: Per-attempt timeout of the slow route: shorter than the upstream's slow response.
 SLOW_ROUTE_TIMEOUT_S = 0.2
+#: How the workload waits for a job: short pauses (the upstream's Retry-After of 1 s is
+#: capped by max_interval), a deadline for the whole wait.
+WAIT_OPTIONS: dict[str, float] = {
+    "interval": 0.02,
+    "max_interval": 0.1,
+    "multiplier": 1.5,
+    "deadline": 10.0,
+}
+#: Shots for a job meant to fail (the embedded upstream fails jobs above 4096 shots).
+FAILING_SHOTS = 8192
 
 _log = structlog.get_logger("observable_session.demo")
 
@@ -77,6 +91,25 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+STATUS_ROUTE = next(r for r in ROUTES if r.template == "/jobs/{job_id}")
+
+
+def _job_state(response: Response) -> object:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("state") if isinstance(body, dict) else None
+
+
+def _job_done(response: Response) -> bool:
+    return _job_state(response) == "DONE"
+
+
+def _job_failed(response: Response) -> bool:
+    return _job_state(response) == "FAILED"
+
+
 @dataclass(frozen=True)
 class Call:
     """One logical request to make: a route and its path parameter value."""
@@ -101,6 +134,11 @@ def plan(seed: int, count: int | None) -> Iterator[Call]:
             route = rng.choices(ROUTES, weights)[0]
         yield Call(route, f"{rng.getrandbits(40):010x}")
         index += 1
+
+
+def _waits_for(call: Call) -> bool:
+    """Whether the workload waits for the job this submit creates (about half of them)."""
+    return int(call.value[-1], 16) % 2 == 0
 
 
 def make_session(
@@ -133,6 +171,7 @@ class WorkloadResult:
     succeeded: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     failures_by_type: Counter[str] = field(default_factory=Counter)
+    waits: Counter[str] = field(default_factory=Counter)
     auth_at_other_origin: int = 0
     exception_secret_hits: int = 0
     unexpected: list[str] = field(default_factory=list)
@@ -247,6 +286,64 @@ class Workload:
                     self._result.auth_at_other_origin += 1
         with self._result_lock:
             self._result.succeeded[route.name] += 1
+        if route.method == "POST" and _waits_for(call) and "Location" in response.headers:
+            self._wait_for(response)
+
+    def _wait_for(self, submitted: Response) -> None:
+        """Wait for a submitted job; every poll is counted as a call on the status route."""
+        name = STATUS_ROUTE.name
+        result = self._result
+
+        def count(response: Response, *args: Any, **kwargs: Any) -> None:
+            with self._result_lock:
+                result.issued[name] += 1
+                if response.status_code >= 400:
+                    result.failed[name] += 1
+                    result.failures_by_type[str(response.status_code)] += 1
+                else:
+                    result.succeeded[name] += 1
+
+        outcome = "done"
+        try:
+            self._session.wait(
+                submitted,
+                until=_job_done,
+                fail_when=_job_failed,
+                url_template=STATUS_ROUTE.template,
+                hooks={"response": count},
+                interval=WAIT_OPTIONS["interval"],
+                max_interval=WAIT_OPTIONS["max_interval"],
+                multiplier=WAIT_OPTIONS["multiplier"],
+                deadline=WAIT_OPTIONS["deadline"],
+            )
+        except WaitFailed:
+            outcome = "failed"
+        except WaitTimeout as err:
+            outcome = "timeout"
+            if err.__cause__ is not None:  # the last poll itself ran into the deadline
+                self._poll_failed(err, "DeadlineExceeded")
+        except ApiHTTPError as err:
+            outcome = "error"  # the poll's response was counted by the hook
+            self._check_secret(err)
+        except RequestsApiError as err:
+            outcome = "error"
+            self._poll_failed(err, (err.error_type or type(err).__name__).rsplit(".", 1)[-1])
+        with self._result_lock:
+            result.waits[outcome] += 1
+
+    def _poll_failed(self, err: RequestsApiError, error_type: str) -> None:
+        """A poll that raised, so no response reached the hook."""
+        with self._result_lock:
+            self._result.issued[STATUS_ROUTE.name] += 1
+            self._result.failed[STATUS_ROUTE.name] += 1
+            self._result.failures_by_type[error_type] += 1
+        self._check_secret(err)
+
+    def _check_secret(self, err: BaseException) -> None:
+        texts = [str(err), repr(err), *traceback.format_exception(err)]
+        hits = sum(text.count(self._secret) for text in texts)
+        with self._result_lock:
+            self._result.exception_secret_hits += hits
 
     def _send(self, call: Call) -> Response:
         route = call.route
@@ -258,7 +355,9 @@ class Workload:
         else:
             kwargs["url_template"] = route.template
         if route.method == "POST":
-            kwargs["json"] = {"name": f"job-{call.value}", "shots": 1024}
+            # About one job in five asks for too many shots: the upstream fails it.
+            shots = FAILING_SHOTS if int(call.value[-2], 16) < 3 else 1024
+            kwargs["json"] = {"name": f"job-{call.value}", "shots": shots}
         return self._session.request(route.method, route.template, **kwargs)
 
     def _failed(self, route: Route, err: RequestsApiError) -> None:

@@ -119,6 +119,7 @@ class Instruments:
         "active_requests",
         "attempt_duration",
         "backoff",
+        "meter",
         "request_duration",
         "retries",
         "tracer",
@@ -126,6 +127,7 @@ class Instruments:
 
     def __init__(self, tracer: Tracer, meter: Meter) -> None:
         self.tracer = tracer
+        self.meter = meter  # for the instruments of other policies (telemetry/_overload.py)
         buckets = list(sc.DURATION_BUCKETS)
         self.attempt_duration = meter.create_histogram(
             sc.METRIC_CLIENT_REQUEST_DURATION,

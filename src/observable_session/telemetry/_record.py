@@ -371,6 +371,26 @@ class CallRecorder:
             deadline_expired=deadline_expired,
         )
 
+    # -- for the overload policies (telemetry/_overload.py) -------------------------------
+
+    def add_event(self, name: str, attributes: dict[str, Any]) -> None:
+        """Add a span event to the logical span (guarded)."""
+        span = self._span
+        if span is not None:
+            with _G_RETRY:
+                span.add_event(name, attributes)
+
+    def set_attribute(self, name: str, value: str) -> None:
+        """Set an attribute on the logical span (guarded)."""
+        span = self._span
+        if span is not None:
+            with _G_LOGICAL_START:
+                span.set_attribute(name, value)
+
+    def call_attributes(self) -> dict[str, Any]:
+        """Metric attributes of the call: method, ``server.address``, ``url.template``."""
+        return self._retry_attrs()
+
     def _emit(self, level: str, event: str, span: Span | None, **fields: Any) -> None:
         """A log event with the call's method, route and the ids of ``span`` (or the call's)."""
         getattr(_log, level)(

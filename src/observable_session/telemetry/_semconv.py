@@ -66,5 +66,46 @@ EVENT_RETRY_SCHEDULED: Final = "observable_session.retry.scheduled"
 EVENT_RETRIES_EXHAUSTED: Final = "observable_session.retries.exhausted"
 EVENT_REQUEST_COMPLETED: Final = "observable_session.request.completed"
 
+# -- waiting for a job (Session.wait) -----------------------------------------------
+WAIT_SPAN_NAME: Final = "WAIT"
+WAIT_POLLS: Final = "observable_session.wait.polls"
+WAIT_OUTCOME: Final = "observable_session.wait.outcome"
+WAIT_POLL_EVENT: Final = "observable_session.wait.poll_scheduled"
+WAIT_INTERVAL: Final = "observable_session.wait.interval"
+WAIT_RETRY_AFTER: Final = "observable_session.wait.retry_after"
+METRIC_WAIT_DURATION: Final = "observable_session.wait.duration"
+METRIC_WAIT_POLLS: Final = "observable_session.wait.polls"
+EVENT_WAIT_COMPLETED: Final = "observable_session.wait.completed"
+EVENT_WAIT_FAILED: Final = "observable_session.wait.failed"
+# Waits last seconds to hours: wider buckets than one HTTP request's.
+WAIT_DURATION_BUCKETS: Final = (
+    0.1,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
+WAIT_POLLS_BUCKETS: Final = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
+
 # The value that stands in for anything redacted.
 REDACTED: Final = "REDACTED"
+
+# -- overload protection (retry budget, circuit breaker, idempotency keys) -------------
+RETRY_DENIED_EVENT: Final = "observable_session.retry.denied"
+RETRY_DENIED_BY: Final = "observable_session.retry.denied_by"
+BREAKER_REJECTED_EVENT: Final = "observable_session.circuit_breaker.rejected"
+BREAKER_FROM_STATE: Final = "observable_session.circuit_breaker.from_state"
+BREAKER_TO_STATE: Final = "observable_session.circuit_breaker.to_state"
+IDEMPOTENCY_KEY: Final = "observable_session.idempotency_key"
+METRIC_RETRIES_DENIED: Final = "observable_session.retry.denied"
+METRIC_BREAKER_STATE: Final = "observable_session.circuit_breaker.state"
+METRIC_BREAKER_TRANSITIONS: Final = "observable_session.circuit_breaker.transitions"
+METRIC_BREAKER_REJECTED: Final = "observable_session.circuit_breaker.rejected"

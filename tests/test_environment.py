@@ -95,3 +95,37 @@ def test_trust_env_false_ignores_the_environment(monkeypatch: pytest.MonkeyPatch
     with Session() as s:
         s.trust_env = False
         assert settings(s) == {"proxies": {}, "stream": False, "verify": True, "cert": None}
+
+
+def test_replaced_netrc_lookup_is_called_per_request(
+    monkeypatch: pytest.MonkeyPatch, upstream: Upstream
+) -> None:
+    """A replacement of requests.sessions.get_netrc_auth is honoured, as requests does."""
+    import requests.sessions
+
+    upstream.script("/x", Reply(200, b"ok"))
+    monkeypatch.setattr(requests.sessions, "get_netrc_auth", lambda url: ("user", "pass"))
+    with Session(retries_total=0) as s:
+        s.get(f"{upstream.url}/x")
+        s.get(f"{upstream.url}/x", auth=("other", "pw"))
+    sent = [seen.headers.get("Authorization") for seen in upstream.seen]
+    assert sent == ["Basic dXNlcjpwYXNz", "Basic b3RoZXI6cHc="]
+
+
+def test_no_netrc_file_means_no_probe_per_request(
+    monkeypatch: pytest.MonkeyPatch, upstream: Upstream
+) -> None:
+    """Without a netrc file at the last read, requests are sent without probing for one."""
+    import os.path
+
+    monkeypatch.setenv("NETRC", "/nonexistent/netrc")
+    monkeypatch.setenv("HOME", "/nonexistent")
+    upstream.script("/x", Reply(200, b"ok"))
+    probes: list[str] = []
+    real = os.path.exists
+    with Session(retries_total=0) as s:
+        monkeypatch.setattr(os.path, "exists", lambda p: probes.append(str(p)) or real(p))
+        for _ in range(5):
+            s.get(f"{upstream.url}/x")
+    assert not [p for p in probes if "netrc" in p]
+    assert upstream.seen[0].headers.get("Authorization") is None

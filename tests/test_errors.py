@@ -35,7 +35,7 @@ from observable_session import (
     counterpart,
 )
 from observable_session import errors as errors_module
-from tests.conftest import Reply, Truncate, Upstream
+from tests.conftest import Echo, Reply, Truncate, Upstream
 
 KEY = "sk-errors-0123456789abcdef"
 
@@ -244,6 +244,16 @@ def test_logging_the_request_masks_its_credentials_stdlib(upstream: Upstream) ->
     finally:
         logger.removeHandler(handler)
     assert "failed" in out.getvalue() and KEY not in out.getvalue()
+
+
+def test_echoing_server_leaks_nothing_through_args(upstream: Upstream) -> None:
+    """A server that echoes the auth header: args, str, repr and pickle hold no secret."""
+    upstream.script("/e", Echo(401))
+    with make(upstream) as s, pytest.raises(ApiHTTPError) as info:
+        s.get("/e")
+    error = info.value
+    text = repr(error.args) + str(error) + repr(error) + repr(pickle.dumps(error))
+    assert KEY not in text and "REDACTED" in text
 
 
 def test_errors_pickle_intact(upstream: Upstream) -> None:

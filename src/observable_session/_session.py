@@ -453,8 +453,13 @@ class Session(requests.Session):
             cookies = cookiejar_from_dict(cookies)
         merged_cookies = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies), cookies)
         auth = request.auth
-        if self.trust_env and not auth and not self.auth and self._env.netrc:
-            auth = get_netrc_auth(request.url)
+        if self.trust_env and not auth and not self.auth:
+            # requests calls this name on every request, probing netrc files each time; the
+            # session calls it when a netrc file existed at the last environment read, or
+            # when someone replaced it (as tests do), so a replacement behaves as in requests.
+            netrc_auth = requests.sessions.get_netrc_auth
+            if self._env.netrc or netrc_auth is not get_netrc_auth:
+                auth = netrc_auth(request.url)
         # PreparedRequest.prepare, step by step, with two shortcuts that change nothing:
         # a URL without params is prepared once per session (parsing and requoting cost
         # more than the rest of the preparation), and auth from the URL is looked for only

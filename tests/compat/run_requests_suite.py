@@ -17,6 +17,7 @@ Usage: ``.venv/bin/python tests/compat/run_requests_suite.py`` (``.ci/requests-s
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -35,10 +36,6 @@ INTENDED_DIFFERENCES: dict[str, str] = {
     # Mounting an adapter whose max_retries would retry is refused (InvalidConfigError): the
     # session retries attempt by attempt itself, and adapter retries would stack invisibly.
     "tests/test_requests.py::test_urllib3_retries": "a retrying adapter is refused",
-    # The test replaces requests.sessions.get_netrc_auth and expects it called on every
-    # request; the session calls requests.utils.get_netrc_auth only when a netrc file existed
-    # when the environment was read (a file probe per request is what it saves).
-    "tests/test_requests.py::TestRequests::test_basicauth_with_netrc": "netrc looked up once",
 }
 
 # The test group of requests (its pyproject's [dependency-groups] test), minus coverage, plus
@@ -86,7 +83,9 @@ def side_venv(version: str) -> Path:
     """A venv with this project (editable), requests ``version`` and requests' test group."""
     venv = CACHE / "venv"
     python = venv / "bin" / "python"
-    stamp = venv / f".ready-{version}-2"
+    # A new stamp (so a fresh venv) whenever the project's dependencies or the group change.
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + repr(TEST_GROUP).encode())
+    stamp = venv / f".ready-{version}-{digest.hexdigest()[:12]}"
     if stamp.exists():
         return python
     _run([sys.executable, "-m", "venv", "--clear", str(venv)])

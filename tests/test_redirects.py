@@ -106,3 +106,38 @@ def test_next_is_followable(upstream: Upstream) -> None:
         assert r.next is not None
         final = s.send(r.next)
     assert final.status_code == 200 and final.text == "there"
+
+
+def test_truncated_redirect_body_is_followed_as_requests(upstream: Upstream) -> None:
+    """A redirect whose body is cut short is followed, as requests does (hop bodies are moot)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    upstream.script("/ok", Reply(200, b"done"))
+
+    def serve() -> None:
+        for _ in range(2):  # one connection per client under test
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 302 Found\r\nContent-Length: 1000\r\n"
+                    + f"Location: {upstream.url}/ok\r\n\r\npartial".encode()
+                )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        results = []
+        for session in both(upstream):
+            with session:
+                r = session.get(f"http://127.0.0.1:{port}/r", timeout=5)
+                results.append((r.status_code, r.text, [h.status_code for h in r.history]))
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+    assert results[0] == results[1] == (200, "done", [302])

@@ -291,3 +291,29 @@ def test_json_decode_counterpart_is_a_json_error() -> None:
     """ApiJSONDecodeError is a json.JSONDecodeError too, with its attributes."""
     error = observable_session.ApiJSONDecodeError("Expecting value")
     assert isinstance(error, json.JSONDecodeError) and error.msg == "Expecting value"
+
+
+def public_error_classes() -> list[type[RequestsApiError]]:
+    """Every exception class the package exports."""
+    return [
+        obj
+        for name in observable_session.__all__
+        if isinstance(obj := getattr(observable_session, name), type)
+        and issubclass(obj, RequestsApiError)
+    ]
+
+
+@pytest.mark.parametrize("cls", public_error_classes(), ids=lambda c: c.__name__)
+def test_every_public_error_pickles_its_attributes(cls: type[RequestsApiError]) -> None:
+    """Wait, circuit and deadline errors too: attempts, history, retry fields survive."""
+    error = cls("masked")
+    error.attempts = 3
+    error.history = (AttemptRecord(503, "503", 0.1, 0.5),)
+    error.error_type = "503"
+    error.status_code = 503
+    error.retry_denied = "budget"
+    error.retry_after = 2.5
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is cls and str(copy) == "masked"
+    for name in ("attempts", "history", "error_type", "status_code", "retry_denied", "retry_after"):
+        assert getattr(copy, name) == getattr(error, name), name

@@ -371,16 +371,8 @@ class CircuitOpenError(ApiConnectionError):
 class _WaitErrorMixin:
     """What a wait error carries beyond a request error: the poll count."""
 
+    # Pickled by RequestsApiError.__reduce__, which keeps every attribute (polls included).
     polls: int
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_wait, (type(self), str(self), self.polls))
-
-
-def _rebuild_wait(
-    cls: type[WaitFailed | WaitTimeout], message: str, polls: int
-) -> RequestsApiError:
-    return cls(message, polls=polls)
 
 
 class WaitFailed(_WaitErrorMixin, RequestsApiError):

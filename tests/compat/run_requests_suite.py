@@ -6,11 +6,11 @@ Usage: ``.venv/bin/python tests/compat/run_requests_suite.py`` (``.ci/requests-s
    --no-deps`` into ``.cache/requests-suite/`` (gitignored; reused when present).
 2. Build a side venv there (so the test group's pytest plugins never load into this
    project's own suite) with this project installed editable and requests' test group:
-   pytest-httpbin, httpbin, trustme, PySocks, pytest-mock (+ pytest-timeout as a guard).
+   pytest-httpbin, httpbin, trustme, PySocks, pytest-mock, pytest-xdist (+ pytest-timeout).
 3. Run ``tests/`` of the sdist three times, each with ``-p requests_suite_plugin`` (the
    network fence, and the swap chosen by ``OBSERVABLE_SESSION_SWAP``): the baseline (plain
    requests), ``compat`` (the Session's most requests-compatible settings) and ``default``
-   (the Session's defaults). The three runs go in parallel.
+   (the Session's defaults). The three runs go in parallel, each on a few xdist workers.
 4. Print the counts and the tests each swapped run lost (passed in the baseline, not in the
    swapped run). Exit 1 when the compat run loses a test not in ``INTENDED_DIFFERENCES``.
 """
@@ -75,7 +75,13 @@ def fetch_sdist(version: str) -> Path:
         pip = [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:"]
         _run([*pip, "--no-deps", f"requests=={version}", "-d", str(CACHE)])
     with tarfile.open(archive) as tar:
-        tar.extractall(CACHE, filter="data")
+        if hasattr(tarfile, "data_filter"):  # refuses links and paths outside CACHE
+            tar.extractall(CACHE, filter="data")
+        else:  # Python without the filters (3.10.11 and older): members are checked by hand
+            for member in tar.getmembers():
+                if member.issym() or member.islnk() or ".." in Path(member.name).parts:
+                    raise SystemExit(f"unexpected member in the requests sdist: {member.name}")
+            tar.extractall(CACHE)
     return source
 
 

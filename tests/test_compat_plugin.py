@@ -42,6 +42,8 @@ PROBE = textwrap.dedent(
     print("dns-name", outcome(lambda: socket.getaddrinfo("doesnotexist.google.com", 80)))
     print("dns-localhost", outcome(lambda: socket.getaddrinfo("localhost", 80)))
     print("dns-literal", outcome(lambda: socket.getaddrinfo("192.0.2.1", 80)))
+    print("dns-byname", outcome(lambda: socket.gethostbyname("example.com")))
+    print("dns-reverse", outcome(lambda: socket.gethostbyaddr("192.0.2.1")))
     print("connect-public", outcome(lambda: connect("192.0.2.1")))
     started = time.monotonic()
     print("connect-tarpit", outcome(lambda: connect("10.255.255.1")))
@@ -68,6 +70,7 @@ def test_fence_refuses_names_and_public_addresses(swap: str) -> None:
     result = probe(swap)
     assert result["dns-name"] == "gaierror"
     assert result["dns-localhost"] == "ok" and result["dns-literal"] == "ok"
+    assert result["dns-byname"] == "gaierror" and result["dns-reverse"] == "oserror:1"
     assert result["connect-public"] == "oserror:101"
 
 

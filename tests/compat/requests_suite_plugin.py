@@ -4,7 +4,8 @@ Loaded with ``-p requests_suite_plugin`` (from ``run_requests_suite.py``), so it
 any test module imports requests. Two jobs:
 
 1. **The fence**, in every run (the baseline too): no packet leaves the machine.
-   ``socket.getaddrinfo`` refuses every name other than IP literals and ``localhost``;
+   ``socket.getaddrinfo`` (and ``gethostbyname``/``_ex``) refuse every name other than IP
+   literals and ``localhost``, ``gethostbyaddr`` every address but the loopback;
    ``socket.socket.connect`` refuses every non-loopback address, except the suite's TARPIT
    ``10.255.255.1`` (used for connect timeouts), which goes to a loopback listener whose
    backlog is full, so the handshake never completes and the connect times out as it would.
@@ -48,6 +49,39 @@ def _fenced_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     if name is None or _is_ip_literal(name) or str(name).lower() in ("localhost", "localhost."):
         return _real_getaddrinfo(host, *args, **kwargs)
     raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (fenced)")
+
+
+_real_gethostbyname = socket.gethostbyname
+_real_gethostbyname_ex = socket.gethostbyname_ex
+_real_gethostbyaddr = socket.gethostbyaddr
+
+
+def _local_name(name: object) -> bool:
+    text = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
+    return _is_ip_literal(text) or text.lower() in ("localhost", "localhost.")
+
+
+def _fenced_gethostbyname(name: str) -> str:
+    if _local_name(name):
+        return _real_gethostbyname(name)
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (fenced)")
+
+
+def _fenced_gethostbyname_ex(name: str) -> tuple[str, list[str], list[str]]:
+    if _local_name(name):
+        return _real_gethostbyname_ex(name)
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (fenced)")
+
+
+def _fenced_gethostbyaddr(address: str) -> tuple[str, list[str], list[str]]:
+    # A reverse lookup of anything but the loopback would ask a DNS server.
+    try:
+        loopback = ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        loopback = str(address).lower() in ("localhost", "localhost.")
+    if loopback:
+        return _real_gethostbyaddr(address)
+    raise socket.herror(1, "Unknown host (fenced)")
 
 
 def _tarpit_listener() -> tuple[str, int]:
@@ -103,6 +137,9 @@ def _fenced_connect_ex(self: socket.socket, address: Any) -> int:
 
 
 socket.getaddrinfo = _fenced_getaddrinfo
+socket.gethostbyname = _fenced_gethostbyname
+socket.gethostbyname_ex = _fenced_gethostbyname_ex
+socket.gethostbyaddr = _fenced_gethostbyaddr
 socket.socket.connect = _fenced_connect  # type: ignore[method-assign]
 socket.socket.connect_ex = _fenced_connect_ex  # type: ignore[method-assign]
 

@@ -64,4 +64,11 @@ def test_quick_run_prints_a_verdict_per_target(
     verdicts = [
         line for line in quick_run.stdout.splitlines() if line.startswith(("PASS ", "FAIL "))
     ]
-    assert len(verdicts) == 8, quick_run.stdout
+    assert len(verdicts) == 6, quick_run.stdout
+
+
+def test_quick_run_prints_no_machine_path(quick_run: subprocess.CompletedProcess[str]) -> None:
+    """The output names the package relative to the repository, never an absolute path."""
+    root = str(BENCH.parents[1])
+    assert root not in quick_run.stdout
+    assert "observable_session from ./src/observable_session (this repository)" in quick_run.stdout

@@ -20,12 +20,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import observable_session
+from observable_session._demo._telemetry import prometheus_reader
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_DIR = ROOT / "dashboards"
@@ -133,7 +133,7 @@ def exported() -> dict[str, set[str]]:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     registry = CollectorRegistry()
-    provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
+    provider = MeterProvider(metric_readers=[prometheus_reader(registry)])
     session = observable_session.Session(
         base_url=f"http://127.0.0.1:{server.server_port}",
         meter_provider=provider,

@@ -459,7 +459,9 @@ def test_prometheus_port_serves_the_contract_metrics(
     worker.start()
     scraped = ""
     deadline = time.monotonic() + 10
-    while "observable_session_retries_total" not in scraped and time.monotonic() < deadline:
+    wanted = ("observable_session_retries_total", 'url_template="/jobs/{job_id}"')
+    # Scrape until every series asserted below is there: a loaded machine may scrape early.
+    while not all(w in scraped for w in wanted) and time.monotonic() < deadline:
         time.sleep(0.2)
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:

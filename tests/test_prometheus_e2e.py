@@ -33,12 +33,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, start_http_server
 
 import observable_session
+from observable_session._demo._telemetry import prometheus_reader
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRAPE_JOB = "observable-session-e2e"
@@ -202,7 +202,7 @@ def _wait_first_scrape(url: str, deadline_s: float = 20.0) -> None:
 def metrics_endpoint() -> Iterator[tuple[MeterProvider, int]]:
     """A MeterProvider whose reader Prometheus can scrape, and the port it serves on."""
     registry = CollectorRegistry()
-    reader = PrometheusMetricReader(registry=registry)
+    reader = prometheus_reader(registry)
     provider = MeterProvider(metric_readers=[reader])
     server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
     yield provider, server.server_port

@@ -9,6 +9,7 @@ healthchecks, and the wiring between collector, Prometheus, Tempo, Loki and Graf
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -49,12 +50,24 @@ def _port(endpoint: str) -> int:
     return int(endpoint.rsplit(":", 1)[1])
 
 
+def _has_compose_plugin() -> bool:
+    """Whether ``docker compose`` is a command (Docker's CLI can lack the compose plugin)."""
+    probe = subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, text=True, timeout=30
+    )
+    return probe.returncode == 0
+
+
 def test_docker_compose_accepts_the_file() -> None:
     """docker-compose (Debian's v1, or the v2 plugin) validates and resolves the file."""
     if shutil.which("docker-compose"):
         command = ["docker-compose", "-f", "docker-compose.yml", "config", "-q"]
-    elif shutil.which("docker"):
+    elif shutil.which("docker") and _has_compose_plugin():
         command = ["docker", "compose", "-f", "docker-compose.yml", "config", "-q"]
+    elif os.environ.get("CI"):
+        pytest.fail("CI: neither docker-compose nor docker's compose plugin is installed")
+    elif shutil.which("docker"):
+        pytest.skip("docker is installed without its compose plugin (`docker compose` fails)")
     else:
         pytest.skip("neither docker-compose nor docker is installed")
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -279,3 +292,32 @@ def test_demo_build_sends_only_what_it_copies() -> None:
     for sources in copied:
         for source in sources.split():
             assert f"!{source}" in ignore or f"!{source}/" in ignore, source
+
+
+def _fake_docker_without_compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a ``docker`` CLI on PATH, which fails ``docker compose ...`` like one without the
+    plugin does (``unknown shorthand flag: 'f'``)."""
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\necho \"unknown shorthand flag: 'f' in -f\" >&2\nexit 125\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+
+def test_compose_check_skips_without_the_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker's CLI without a compose plugin: the compose check skips, saying why."""
+    _fake_docker_without_compose(tmp_path, monkeypatch)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="without its compose plugin"):
+        test_docker_compose_accepts_the_file()
+
+
+def test_compose_check_fails_without_the_plugin_under_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under CI the same machine is a failure: .ci/run must install docker-compose."""
+    _fake_docker_without_compose(tmp_path, monkeypatch)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="compose"):
+        test_docker_compose_accepts_the_file()

@@ -222,6 +222,10 @@ def retry_after(response: Response | None) -> float | None:
         return None
     try:
         seconds = float(Retry().parse_retry_after(value))
-    except (InvalidHeader, ValueError, OverflowError):
+    except OverflowError:
+        # Digits too many for a float: urllib3 >= 2.6 caps them itself, older ones do not.
+        # Every caller caps the pause, so "very long" is the faithful reading.
+        return math.inf
+    except (InvalidHeader, ValueError):
         return None
     return max(seconds, 0.0) if math.isfinite(seconds) else None

@@ -11,8 +11,8 @@ Importing this module configures nothing. :func:`configure_logging` sets up, on 
   structlog's rich and dict tracebacks show them by default), and redacted once more right
   before the JSON or console renderer.
 
-For handlers outside structlog (for example OpenTelemetry's ``LoggingHandler``), attach a
-:class:`RedactingFilter`.
+For handlers outside structlog, attach a :class:`RedactingFilter`; to export logs as
+OpenTelemetry LogRecords pass ``logger_provider=`` (or see :mod:`observable_session.otel_logs`).
 
 Out of reach: ``http.client.HTTPConnection.debuglevel > 0`` makes ``http.client`` ``print()``
 every request line and header (``Authorization`` included) straight to stdout, bypassing
@@ -60,7 +60,11 @@ def _isatty(stream: IO[str]) -> bool:
 
 
 def configure_logging(
-    level: int | str = "INFO", *, json: bool | None = None, stream: IO[str] | None = None
+    level: int | str = "INFO",
+    *,
+    json: bool | None = None,
+    stream: IO[str] | None = None,
+    logger_provider: Any = None,
 ) -> logging.Handler:
     """Route structlog and stdlib logging through one redacted chain to ``stream``.
 
@@ -70,6 +74,9 @@ def configure_logging(
         json: JSON lines if true, a console renderer if false; by default JSON unless
             ``stream`` is a terminal.
         stream: where lines go; ``sys.stderr`` by default.
+        logger_provider: an OpenTelemetry SDK ``LoggerProvider``: every line (structlog
+            events and foreign records alike) is also exported as a LogRecord, masked, by
+            :func:`observable_session.otel_logs.redacting_log_handler` on the root logger.
 
     Returns:
         The handler installed on the root logger (a second call replaces it).
@@ -130,6 +137,12 @@ def configure_logging(
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)
     root.addHandler(handler)
+    if logger_provider is not None:
+        from .otel_logs import redacting_log_handler
+
+        otel = redacting_log_handler(logger_provider)
+        setattr(otel, _HANDLER_MARK, True)
+        root.addHandler(otel)
     root.setLevel(level)
     return handler
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._telemetry import DemoTelemetry
     from ._workload import Workload
 
-__all__ = ["DemoError", "missing_extras", "run_demo"]
+__all__ = ["DemoError", "missing_extras", "prometheus_url", "run_demo"]
 
 #: Modules of the [demo] extra, and the options that need each one.
 _EXTRA_MODULES = {
@@ -90,16 +90,14 @@ def _logging_to(stream: LogTap, extra_handler: logging.Handler | None) -> Iterat
     """Route structlog and stdlib logging through the redacting JSON chain, then restore."""
     import structlog
 
-    from ..logs import RedactingFilter, configure_logging
+    from ..logs import configure_logging
 
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
     saved_structlog = structlog.get_config()
-    json_handler = configure_logging("INFO", json=True, stream=cast(IO[str], stream))
+    configure_logging("INFO", json=True, stream=cast(IO[str], stream))
     if extra_handler is not None:
-        # The OTLP log handler gets the same redacting formatter, and the filter besides.
-        extra_handler.setFormatter(json_handler.formatter)
-        extra_handler.addFilter(RedactingFilter())
+        # The OTLP handler (otel_logs.redacting_log_handler) masks its own copy of a record.
         root.addHandler(extra_handler)
     try:
         yield
@@ -221,6 +219,37 @@ def _print_report(report: DemoReport, options: DemoOptions, console: Console, ke
     console.file.flush()
 
 
+def prometheus_url(host: str, port: int) -> str:
+    """The ``/metrics`` address of the Prometheus server (IPv6 hosts bracketed)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/metrics"
+
+
+def _announce(
+    options: DemoOptions,
+    seed: int,
+    target: str,
+    upstream: Any,
+    telemetry: DemoTelemetry,
+    stream: TextIO,
+) -> None:
+    """Print where everything is before the workload starts (so ``--forever`` is findable)."""
+    from ._views import start_header
+
+    port = telemetry.prometheus_port
+    header = start_header(
+        requested=options.requests,
+        duration=options.duration,
+        concurrency=options.concurrency,
+        seed=seed,
+        target=target,
+        other_origin=upstream.other_origin_url if upstream is not None else None,
+        otlp=options.otlp,
+        prometheus_url=prometheus_url(options.prometheus_host, port) if port is not None else None,
+    )
+    print(header, file=stream, flush=True)
+
+
 def run_demo(
     options: DemoOptions, *, stdout: TextIO, stderr: TextIO, secret: str | None = None
 ) -> int:
@@ -257,6 +286,7 @@ def run_demo(
             duration=options.duration,
             secret=key,
         )
+        _announce(options, seed, target, upstream, telemetry, stderr if options.json else stdout)
         with _stop_on_sigterm(workload.stop):
             workload.start()
             try:

@@ -47,30 +47,45 @@ def _outcome(status: int | None, error_type: str | None) -> str:
     return short_reason(error_type) if error_type else "?"
 
 
-def _header(report: DemoReport) -> Text:
-    if report.requested is not None:
-        amount = f"{report.requested} requests"
-    elif report.duration_limit is not None:
-        amount = f"{report.duration_limit:g} s of requests"
+def start_header(
+    *,
+    requested: int | None,
+    duration: float | None,
+    concurrency: int,
+    seed: int,
+    target: str,
+    other_origin: str | None,
+    otlp: str | None,
+    prometheus_url: str | None,
+) -> str:
+    """What the run is about to do and where to look, printed before the workload starts."""
+    if requested is not None:
+        amount = f"{requested} requests"
+    elif duration is not None:
+        amount = f"{duration:g} s of requests"
     else:
         amount = "requests until interrupted"
-    text = Text()
-    text.append("observable-session demo", style="bold")
-    text.append(f": {amount}, concurrency {report.concurrency}, seed {report.seed}")
-    if report.embedded:
-        text.append(f"\nUpstream: {report.target} (embedded, misbehaving on purpose)")
-        text.append(f"\nOther origin: {report.other_origin} (where /artifacts redirects)")
+    lines = [f"observable-session demo: {amount}, concurrency {concurrency}, seed {seed}"]
+    if other_origin is not None:
+        lines.append(f"Upstream: {target} (embedded, misbehaving on purpose)")
+        lines.append(f"Other origin: {other_origin} (where /artifacts redirects)")
     else:
-        text.append(f"\nUpstream: {report.target} (--target)")
+        lines.append(f"Upstream: {target} (--target)")
+    if otlp:
+        lines.append(f"Exporting traces, metrics and logs over OTLP to {otlp}")
+    if prometheus_url is not None:
+        lines.append(f"Prometheus metrics: {prometheus_url}")
+    return "\n".join(lines)
+
+
+def _header(report: DemoReport) -> Text:
+    """The closing summary line; the start header was printed before the run."""
+    text = Text()
     elapsed = report.workload.elapsed_s
-    text.append(f"\nRan {report.workload.total_issued} requests in {elapsed:.1f} s")
+    text.append(f"Ran {report.workload.total_issued} requests in {elapsed:.1f} s")
     if report.interrupted:
         text.append(" (interrupted)")
     text.append(".")
-    if report.otlp:
-        text.append(f"\nTraces, metrics and logs exported over OTLP to {report.otlp}.")
-    if report.prometheus_port is not None:
-        text.append(f"\nPrometheus metrics served on :{report.prometheus_port}/metrics.")
     return text
 
 

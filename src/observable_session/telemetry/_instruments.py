@@ -16,12 +16,14 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
 from opentelemetry.metrics._internal import _ProxyMeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
 from .._version import __version__
+from ..redaction import DEFAULT_REDACTOR
 from . import _semconv as sc
+from ._events import warn
 
 KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY"}
@@ -128,31 +130,59 @@ class Instruments:
     def __init__(self, tracer: Tracer, meter: Meter) -> None:
         self.tracer = tracer
         self.meter = meter  # for the instruments of other policies (telemetry/_overload.py)
-        buckets = list(sc.DURATION_BUCKETS)
-        self.attempt_duration = meter.create_histogram(
+        self.attempt_duration = _histogram(
+            meter,
             sc.METRIC_CLIENT_REQUEST_DURATION,
-            unit="s",
-            description="Duration of HTTP client requests: one point per attempt.",
-            explicit_bucket_boundaries_advisory=buckets,
+            "Duration of HTTP client requests: one point per attempt.",
         )
         self.active_requests = InFlight.of(meter)
-        self.request_duration = meter.create_histogram(
+        self.request_duration = _histogram(
+            meter,
             sc.METRIC_REQUEST_DURATION,
-            unit="s",
-            description="Duration of logical requests, all attempts and backoff included.",
-            explicit_bucket_boundaries_advisory=buckets,
+            "Duration of logical requests, all attempts and backoff included.",
         )
         self.retries = meter.create_counter(
             sc.METRIC_RETRIES,
             unit="{retry}",
             description="Retries scheduled, by reason.",
         )
-        self.backoff = meter.create_histogram(
-            sc.METRIC_RETRY_BACKOFF,
-            unit="s",
-            description="Backoff sleeps taken between attempts.",
-            explicit_bucket_boundaries_advisory=buckets,
+        self.backoff = _histogram(
+            meter, sc.METRIC_RETRY_BACKOFF, "Backoff sleeps taken between attempts."
         )
+
+
+_ADVISORY_REFUSED: set[str] = set()
+
+
+def _histogram(meter: Meter, name: str, description: str) -> Histogram:
+    """A seconds histogram with the library's buckets, or the SDK's where it refuses them.
+
+    ``explicit_bucket_boundaries_advisory`` is honoured from opentelemetry 1.30 on; an older
+    SDK (or a third-party meter) raises ``TypeError`` for it. Recording with the default
+    buckets beats recording nothing, and one warning says so.
+    """
+    try:
+        return meter.create_histogram(
+            name,
+            unit="s",
+            description=description,
+            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+        )
+    except TypeError as exc:
+        histogram = meter.create_histogram(name, unit="s", description=description)
+        kind = type(meter).__module__ + "." + type(meter).__qualname__
+        if kind not in _ADVISORY_REFUSED:
+            _ADVISORY_REFUSED.add(kind)
+            warn(
+                sc.EVENT_TELEMETRY_DEGRADED,
+                step="create histogram",
+                error_type=type(exc).__name__,
+                cause=(
+                    f"{kind}.create_histogram() refuses explicit_bucket_boundaries_advisory "
+                    "(opentelemetry-sdk < 1.30?): histograms use the SDK's default buckets"
+                ),
+            )
+        return histogram
 
 
 class Telemetry:
@@ -163,7 +193,7 @@ class Telemetry:
     with no SDK pays one ``isinstance`` check per logical request.
     """
 
-    __slots__ = ("_cache", "_lock", "_meter_provider", "_tracer_provider")
+    __slots__ = ("_cache", "_lock", "_meter_provider", "_tracer_provider", "_warned")
 
     def __init__(
         self,
@@ -174,6 +204,7 @@ class Telemetry:
         self._meter_provider = meter_provider
         self._cache: tuple[object, object, Instruments] | None = None
         self._lock = threading.Lock()
+        self._warned: set[str] = set()
 
     def instruments(self) -> Instruments | None:
         """The instruments to record a logical request with, or ``None`` to record nothing."""
@@ -187,11 +218,28 @@ class Telemetry:
         if is_suppressed():
             return None
         with self._lock:
-            tracer = tp.get_tracer(sc.SCOPE_NAME, __version__)
-            meter = mp.get_meter(sc.SCOPE_NAME, __version__)
-            instruments = Instruments(tracer, meter)
+            try:
+                tracer = tp.get_tracer(sc.SCOPE_NAME, __version__)
+                meter = mp.get_meter(sc.SCOPE_NAME, __version__)
+                instruments = Instruments(tracer, meter)
+            except Exception as exc:  # a broken provider must not break the request
+                self._warn_broken(exc)
+                return None
             self._cache = (tp, mp, instruments)
         return instruments
+
+    def _warn_broken(self, exc: Exception) -> None:
+        """Say once per session and error type that nothing will be recorded, and why."""
+        kind = type(exc).__name__
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        warn(
+            sc.EVENT_TELEMETRY_FAILED,
+            step="instruments set-up",
+            error_type=kind,
+            cause=DEFAULT_REDACTOR.mask(f"{kind}: {exc}"),
+        )
 
 
 def _is_default(provider: object) -> bool:

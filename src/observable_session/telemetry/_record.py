@@ -9,33 +9,20 @@ split and redacted forms are cached per session, so the per-attempt cost stays s
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ..redaction import DEFAULT_REDACTOR
 from . import _semconv as sc
+from ._events import emit, enabled, warn
 from ._instruments import Instruments, method_attributes, span_name, suppress_http
-
-_log = structlog.get_logger(sc.LOGGER_NAME)
-
-# What a filtering structlog logger's filtered-out methods are: skip building a debug
-# event nobody will see (the per-request "completed" event) when debug is filtered.
-_FILTERED = structlog.make_filtering_bound_logger(logging.CRITICAL).debug
-
-
-def debug_enabled() -> bool:
-    """Whether the configured structlog wrapper would emit a debug event."""
-    wrapper = structlog.get_config().get("wrapper_class")
-    return getattr(wrapper, "debug", None) is not _FILTERED
 
 
 class _Guard:
@@ -64,8 +51,11 @@ class _Guard:
             first = key not in self._warned
             self._warned.add(key)
         if first:
-            _log.warning(
-                "observable_session.telemetry.failed", step=self.what, error_type=exc_type.__name__
+            warn(
+                sc.EVENT_TELEMETRY_FAILED,
+                step=self.what,
+                error_type=exc_type.__name__,
+                cause=DEFAULT_REDACTOR.mask(f"{exc_type.__name__}: {exc}"),
             )
         return True
 
@@ -229,7 +219,7 @@ class CallRecorder:
         if self._token is not None:
             otel_context.detach(self._token)  # type: ignore[arg-type]
             self._token = None
-        if debug_enabled():
+        if enabled("debug"):  # the per-request event: not even its fields when filtered
             self._emit(
                 "debug",
                 sc.EVENT_REQUEST_COMPLETED,
@@ -393,12 +383,17 @@ class CallRecorder:
 
     def _emit(self, level: str, event: str, span: Span | None, **fields: Any) -> None:
         """A log event with the call's method, route and the ids of ``span`` (or the call's)."""
-        getattr(_log, level)(
+        if not enabled(level):
+            return
+        emit(
+            level,
             event,
-            method=self.method,
-            url_template=self._template,
-            **fields,
-            **_ids(span or self._span),
+            {
+                "method": self.method,
+                "url_template": self._template,
+                **fields,
+                **_ids(span or self._span),
+            },
         )
 
     # -- attributes -----------------------------------------------------------------------

@@ -65,6 +65,9 @@ EVENT_ATTEMPT_FAILED: Final = "observable_session.attempt.failed"
 EVENT_RETRY_SCHEDULED: Final = "observable_session.retry.scheduled"
 EVENT_RETRIES_EXHAUSTED: Final = "observable_session.retries.exhausted"
 EVENT_REQUEST_COMPLETED: Final = "observable_session.request.completed"
+EVENT_TELEMETRY_FAILED: Final = "observable_session.telemetry.failed"
+EVENT_TELEMETRY_DEGRADED: Final = "observable_session.telemetry.degraded"
+EVENT_LOGGING_FAILED: Final = "observable_session.logging.failed"
 
 # -- waiting for a job (Session.wait) -----------------------------------------------
 WAIT_SPAN_NAME: Final = "WAIT"

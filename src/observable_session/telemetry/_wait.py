@@ -20,7 +20,7 @@ from opentelemetry.metrics import Histogram, Meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .._version import __version__
-from . import _record
+from . import _events, _record
 from . import _semconv as sc
 from ._instruments import Instruments, Telemetry
 
@@ -153,9 +153,11 @@ class WaitRecorder:
         # so that it never replaces what the wait returns or raises.
         with contextlib.suppress(Exception):
             ids = _record._ids(span)
-            # Looked up at call time: the library's log helper may be reconfigured.
-            log = _record._log
+            # Through the library's event helper: structlog once configured, else the
+            # stdlib logger (quiet below WARNING until the application configures logging).
             if outcome == "done":
-                log.info(sc.EVENT_WAIT_COMPLETED, **fields, **ids)
+                level, event, extra = "info", sc.EVENT_WAIT_COMPLETED, {}
             else:
-                log.warning(sc.EVENT_WAIT_FAILED, **fields, error_type=error_type, **ids)
+                level, event, extra = "warning", sc.EVENT_WAIT_FAILED, {"error_type": error_type}
+            if _events.enabled(level):
+                _events.emit(level, event, {**fields, **extra, **ids})

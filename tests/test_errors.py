@@ -163,7 +163,8 @@ def test_too_many_redirects_carries_the_last_response(upstream: Upstream) -> Non
     error = info.value
     assert error.response is not None and error.response.status_code == 302
     assert len(error.response.history) == 3
-    assert error.request is error.response.request
+    assert error.request is not None and error.request.url == error.response.request.url
+    assert error.request.headers["X-API-Key"] == "REDACTED"
 
 
 def test_http_error_carries_request_and_response(upstream: Upstream) -> None:
@@ -171,9 +172,9 @@ def test_http_error_carries_request_and_response(upstream: Upstream) -> None:
     upstream.script("/e", Reply(404, {"message": "no such job"}))
     with make(upstream) as s, pytest.raises(ApiHTTPError) as info:
         s.get("/e")
-    assert info.value.response is not None
-    assert info.value.request is info.value.response.request
-    assert info.value.request.url == f"{upstream.url}/e"
+    assert info.value.response is not None and info.value.request is not None
+    assert info.value.request.url == info.value.response.request.url == f"{upstream.url}/e"
+    assert info.value.request.method == "GET"
 
 
 def test_read_timeout_args_are_requests_args_masked(upstream: Upstream) -> None:
@@ -204,19 +205,18 @@ def test_logging_the_request_masks_its_credentials_structlog(upstream: Upstream)
     out = io.StringIO()
     configure_logging(stream=out, json=True)
     try:
-        with make(upstream, retries_total=0) as s:
-            with pytest.raises(ApiHTTPError) as info:
-                s.get("/e")
-            error = info.value
-            assert error.request is not None and error.request.headers["X-API-Key"] == KEY
-            structlog.get_logger("app").error(
-                "job failed",
-                headers=dict(error.request.headers),
-                sent=str(error.request.headers),
-                request=error.request,
-                error=error,
-                exc_info=error,
-            )
+        with make(upstream, retries_total=0) as s, pytest.raises(ApiHTTPError) as info:
+            s.get("/e")
+        error = info.value  # the session is closed: its values left the redactor's index
+        assert error.request is not None
+        structlog.get_logger("app").error(
+            "job failed",
+            headers=dict(error.request.headers),
+            sent=str(error.request.headers),
+            request=error.request,
+            error=error,
+            exc_info=error,
+        )
     finally:
         structlog.reset_defaults()
         logging.getLogger().handlers.clear()
@@ -234,13 +234,11 @@ def test_logging_the_request_masks_its_credentials_stdlib(upstream: Upstream) ->
     logger.addHandler(handler)
     logger.propagate = False
     try:
-        with make(upstream, retries_total=0) as s:
-            with pytest.raises(ApiHTTPError) as info:
-                s.get("/e")
-            error = info.value
-            assert error.request is not None
-            # While the session is open (its secrets are in the redactor's index).
-            logger.error("failed %s %r", error.request.headers, error, exc_info=error)
+        with make(upstream, retries_total=0) as s, pytest.raises(ApiHTTPError) as info:
+            s.get("/e")
+        error = info.value  # logged after close, as a top-level handler would
+        assert error.request is not None
+        logger.error("failed %s %r", error.request.headers, error, exc_info=error)
     finally:
         logger.removeHandler(handler)
     assert "failed" in out.getvalue() and KEY not in out.getvalue()
@@ -254,6 +252,20 @@ def test_echoing_server_leaks_nothing_through_args(upstream: Upstream) -> None:
     error = info.value
     text = repr(error.args) + str(error) + repr(error) + repr(pickle.dumps(error))
     assert KEY not in text and "REDACTED" in text
+
+
+def test_error_request_masks_every_credential_header(upstream: Upstream, refused_url: str) -> None:
+    """An error's request holds REDACTED for auth headers, even oddly named ones, and cookies."""
+    auth = {"X-Whatever": "odd-named-secret-1234"}
+    with Session(auth_headers=auth, retries_total=0, retries_connect=0) as s:
+        with pytest.raises(ApiConnectionError) as info:
+            s.get(f"{refused_url}/x?token={KEY}", headers={"Cookie": "sid=abcdef123456"})
+    request = info.value.request
+    assert request is not None
+    assert request.headers["X-Whatever"] == "REDACTED" and request.headers["Cookie"] == "REDACTED"
+    assert KEY not in (request.url or "") and "odd-named-secret-1234" not in repr(
+        dict(request.headers)
+    )
 
 
 def test_errors_pickle_intact(upstream: Upstream) -> None:

@@ -6,14 +6,15 @@ cause is a masked copy of the original failure (see :mod:`observable_session.err
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import requests
-from requests import Response
+from requests import PreparedRequest, Response
 
 from ._retry import error_type
 from .errors import ApiHTTPError, DeadlineExceeded, RequestsApiError, counterpart
-from .redaction import DEFAULT_REDACTOR
+from .redaction import DEFAULT_REDACTOR, REDACTED
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -30,7 +31,11 @@ def http_error(response: Response) -> ApiHTTPError:
     if detail:
         message += f": {detail}"
     error = ApiHTTPError(
-        DEFAULT_REDACTOR.mask(message), response=response, attempts=attempts, history=history
+        DEFAULT_REDACTOR.mask(message),
+        response=response,
+        request=masked_request(response.request),
+        attempts=attempts,
+        history=history,
     )
     error.error_type = str(response.status_code)
     return error
@@ -57,6 +62,33 @@ def _detail(response: Response) -> str:
     return text.strip()[:1000]
 
 
+def masked_request(
+    request: PreparedRequest | None, auth_names: Iterable[str] = ()
+) -> PreparedRequest | None:
+    """A copy of ``request`` for an error's ``.request``: credential headers and URL masked.
+
+    An error outlives its session, and a closed session's values leave the redactor's index,
+    so ``error.request.headers`` logged after ``close()`` would show them: the copy holds
+    ``REDACTED`` instead of every auth header of the session, every header with a sensitive
+    name (``Authorization``, ``Cookie``, ``*-Key``, ``*-Token``, ...) and every known secret.
+    """
+    if not isinstance(request, PreparedRequest):
+        return request
+    copy = request.copy()
+    names = {name.lower() for name in auth_names}
+    for name, value in list(copy.headers.items()):
+        if name.lower() in names or DEFAULT_REDACTOR.is_sensitive_name(name):
+            copy.headers[name] = REDACTED
+            continue
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        masked = DEFAULT_REDACTOR.mask(text)
+        if masked != text:
+            copy.headers[name] = masked
+    if copy.url:
+        copy.url = DEFAULT_REDACTOR.mask_url(copy.url)
+    return copy
+
+
 def _masked_args(error: BaseException) -> tuple[Any, ...]:
     """``error.args`` as requests built them, masked: exceptions as masked copies."""
     masked: list[Any] = []
@@ -80,8 +112,9 @@ def wrap(
     """
     if cls is None:
         cls = counterpart(type(error))
-    request = getattr(error, "request", None)
     response = getattr(error, "response", None)
+    auth_names = list(call.session.auth_headers) if call is not None else []
+    request = masked_request(getattr(error, "request", None), auth_names)
     args = _masked_args(error)
     if call is None:
         message = DEFAULT_REDACTOR.mask(f"request not sent: {error}")
@@ -116,6 +149,9 @@ def deadline_error(
     exc = DeadlineExceeded(
         DEFAULT_REDACTOR.mask(message),
         response=response,
+        request=masked_request(
+            response.request if response is not None else None, list(call.session.auth_headers)
+        ),
         attempts=call.attempts,
         history=tuple(call.history),
     )

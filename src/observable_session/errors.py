@@ -39,9 +39,9 @@ that base, so existing ``except`` clauses keep catching it.
 
 ``str(e)`` is the masked message (the seed's wording). ``e.args`` is what requests puts there,
 masked: a masked copy (:class:`~observable_session.redaction.MaskedException`) of the
-underlying urllib3 error, or requests' own message. ``e.request`` and ``e.response`` are set as
-requests sets them; the request's credential headers are masked in every log sink by the
-redactor. Messages are masked before the exception is built: no auth header value, no
+underlying urllib3 error, or requests' own message. ``e.response`` is set as requests sets
+it; ``e.request`` is a copy of the request requests sets, with its credential headers and URL
+secrets replaced by ``REDACTED`` (the error may be logged after its session closed). Messages are masked before the exception is built: no auth header value, no
 credential after an auth scheme, no URL userinfo or sensitive query value reaches ``str``,
 ``repr`` or a formatted traceback. The chained cause is a masked copy of the original failure.
 
@@ -117,7 +117,7 @@ class RequestsApiError(requests.RequestException):
     """Root of every error the session raises.
 
     Attributes:
-        request: The ``PreparedRequest`` that failed, as requests sets it (or ``None``).
+        request: A masked copy of the ``PreparedRequest`` requests sets here (or ``None``).
         response: The last response, if the server sent one.
         error_type: The ``error.type`` reported in telemetry for the failure, if any.
         status_code: Its status code, or ``None``.

@@ -2,7 +2,7 @@
 
 The benchmark starts its own nginx (Debian's ``/usr/sbin/nginx``) on a free 127.0.0.1 port,
 with a config of its own in a temporary directory: keep-alive, ``return 200 "ok"``, no access
-log. It then measures four variants, each sequentially and with 4 threads sharing one session:
+log. It then measures six variants, each sequentially and with 4 threads sharing one session:
 
 1. ``requests.Session`` (the baseline);
 2. ``observable_session.Session`` with no SDK at all (global providers untouched);
@@ -10,6 +10,11 @@ log. It then measures four variants, each sequentially and with 4 threads sharin
    with a span exporter that drops everything, ``MeterProvider`` with a
    ``PeriodicExportingMetricReader`` and a metric exporter that drops everything;
 4. ``requests.Session`` + ``opentelemetry-instrumentation-requests`` with that same SDK.
+5. ``observable_session.Session``, no SDK, with plain urllib3 pools instead of the watched
+   ones (what the deadline watchdog's pool hooks cost when no deadline is set: ``nosdk``
+   is compared with it);
+6. ``observable_session.Session``, no SDK, ``deadline=30`` (what a deadline costs: compared
+   with ``nosdk``).
 
 Every variant configures logging the same way: ``configure_logging("INFO")`` (JSON lines
 to ``os.devnull``), the production set-up the README recommends.
@@ -65,6 +70,8 @@ VARIANTS: dict[str, str] = {
     "nosdk": "Session, no SDK",
     "sdk": "Session, SDK",
     "otelreq": "requests.Session + otel-instrumentation-requests, SDK",
+    "nowatch": "Session, no SDK, plain urllib3 pools (no deadline watch)",
+    "deadline": "Session, no SDK, deadline=30 s",
 }
 MODES: dict[str, int] = {"sequential": 1, "4 threads": 4}
 BASELINE = "requests"
@@ -235,6 +242,7 @@ def _install_sdk() -> Callable[[], None]:
 def make_session(variant: str) -> tuple[Any, Callable[[], None]]:
     """The session of ``variant`` and what to call after the run (SDK shutdown)."""
     import requests
+    import urllib3
 
     _configure_logging()
     done: Callable[[], None] = lambda: None  # noqa: E731
@@ -246,10 +254,17 @@ def make_session(variant: str) -> tuple[Any, Callable[[], None]]:
         RequestsInstrumentor().instrument()
     if variant in ("requests", "otelreq"):
         return requests.Session(), done
-    if variant in ("nosdk", "sdk"):
+    if variant in ("nosdk", "sdk", "nowatch", "deadline"):
         import observable_session
 
-        return observable_session.Session(), done
+        session = observable_session.Session(deadline=30.0 if variant == "deadline" else None)
+        if variant == "nowatch":  # what the deadline watchdog's pool hooks cost when unused
+            for adapter in session.adapters.values():
+                adapter.poolmanager.pool_classes_by_scheme = {
+                    "http": urllib3.HTTPConnectionPool,
+                    "https": urllib3.HTTPSConnectionPool,
+                }
+        return session, done
     raise ValueError(f"unknown variant {variant!r}")
 
 
@@ -378,6 +393,16 @@ TARGETS = [
     *(Target(f"real SDK <= 0.85x ({m})", "sdk", m, 0.85) for m in MODES),
     *(
         Target(f"real SDK below otel-instrumentation-requests ({m})", "sdk", m, 1.0, "otelreq")
+        for m in MODES
+    ),
+    *(
+        Target(
+            f"no deadline: watched pools < 1.02x of plain pools ({m})", "nosdk", m, 1.02, "nowatch"
+        )
+        for m in MODES
+    ),
+    *(
+        Target(f"deadline=30 s < 1.05x of no deadline ({m})", "deadline", m, 1.05, "nosdk")
         for m in MODES
     ),
 ]

@@ -83,6 +83,9 @@ class Fault(str, enum.Enum):
     TRUNCATED_CHUNKED = "truncated_chunked"
     GARBAGE = "garbage"
     STALL = "stall"
+    DRIP_HEADERS = "drip_headers"
+    DRIP_BODY = "drip_body"
+    HUGE_5XX = "huge_5xx"
     REFUSED = "refused"
 
 
@@ -98,8 +101,17 @@ DEFAULT_WEIGHTS: Mapping[Fault, float] = {
     Fault.TRUNCATED_CHUNKED: 1.0,
     Fault.GARBAGE: 0.5,
     Fault.STALL: 0.3,
+    Fault.DRIP_HEADERS: 0.2,
+    Fault.DRIP_BODY: 0.3,
+    Fault.HUGE_5XX: 1.0,
     Fault.REFUSED: 0.5,
 }
+
+STREAM_HEADER = "x-stream"
+"""A client that sends ``X-Stream: 1`` reads with ``stream=True``: :data:`Fault.HUGE_5XX` is
+served to it only (a client reading bodies whole reads 200 MB, as requests does, and gets an
+ordinary 5xx instead), and :data:`Fault.DRIP_BODY` never (its body read is its own, after the
+response is returned: it gets an ordinary answer instead)."""
 
 
 def parse_weights(text: str) -> dict[Fault, float]:
@@ -146,7 +158,11 @@ class FaultSchedule:
         rng = random.Random(f"{self.seed}:{key}:{attempt}")
         faults = SERVER_FAULTS
         fault = rng.choices(faults, [self.weights.get(f, 0.0) for f in faults])[0]
-        status = {Fault.STATUS_5XX: rng.choice(STATUS_5XX), Fault.STATUS_429: 429}.get(fault, 200)
+        status = {
+            Fault.STATUS_5XX: rng.choice(STATUS_5XX),
+            Fault.HUGE_5XX: rng.choice(STATUS_5XX),
+            Fault.STATUS_429: 429,
+        }.get(fault, 200)
         return Draw(fault, status)
 
     def refuses(self, key: str) -> bool:
@@ -256,6 +272,15 @@ def _read_body(rfile: IO[bytes], headers: Mapping[str, str]) -> bytes:
     return body
 
 
+def _for_client(draw: Draw, streaming: bool) -> Draw:
+    """The fault this client is served (see :data:`STREAM_HEADER`); counted as served."""
+    if draw.fault is Fault.HUGE_5XX and not streaming:
+        return Draw(Fault.STATUS_5XX, draw.status)
+    if draw.fault is Fault.DRIP_BODY and streaming:
+        return Draw(Fault.OK, 200)
+    return draw
+
+
 def _head(status: int, headers: Mapping[str, str]) -> bytes:
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -272,6 +297,10 @@ class FaultServer:
         delay_s: How long :data:`Fault.DELAY` waits before a normal answer.
         stall_s: How long :data:`Fault.STALL` holds a connection after the headers before
             closing it (it closes earlier when the client gives up).
+        drip_s: Seconds between the bytes of :data:`Fault.DRIP_HEADERS` (a status line and
+            a header of 4 kB, one byte at a time) and :data:`Fault.DRIP_BODY` (a 100 kB body).
+        huge_bytes: The ``Content-Length`` of :data:`Fault.HUGE_5XX`'s body, sent in 64 kB
+            blocks until the client closes the connection.
         retry_after: The ``Retry-After`` value sent with 429.
         host: The interface; loopback only.
         port: The port (0: any free one); a fixed one lets a closed server come back on
@@ -286,11 +315,15 @@ class FaultServer:
         stall_s: float = 10.0,
         retry_after: str = "1",
         host: str = "127.0.0.1",
+        drip_s: float = 0.05,
+        huge_bytes: int = 200 << 20,
         port: int = 0,
     ) -> None:
         self._schedule = schedule or FaultSchedule()
         self.delay_s = delay_s
         self.stall_s = stall_s
+        self.drip_s = drip_s
+        self.huge_bytes = huge_bytes
         self.retry_after = retry_after
         self._lock = threading.Lock()
         self._attempts_by_key: dict[str, int] = {}
@@ -414,12 +447,17 @@ class FaultServer:
             attempt = self._attempts_by_key.get(request.target, 0)
             self._attempts_by_key[request.target] = attempt + 1
             if forced:
+                # "name" or "name:status", e.g. "huge_5xx:500,ok"
                 names = [n.strip() for n in forced.split(",")]
-                fault = Fault(names[min(attempt, len(names) - 1)])
-                status = {Fault.STATUS_5XX: 503, Fault.STATUS_429: 429}.get(fault, 200)
-                draw = Draw(fault, status)
+                name, _, code = names[min(attempt, len(names) - 1)].partition(":")
+                fault = Fault(name)
+                status = {Fault.STATUS_5XX: 503, Fault.HUGE_5XX: 503, Fault.STATUS_429: 429}.get(
+                    fault, 200
+                )
+                draw = Draw(fault, int(code) if code else status)
             else:
                 draw = self._schedule.draw(request.target, attempt)
+            draw = _for_client(draw, request.headers.get(STREAM_HEADER) == "1")
             self._attempts += 1
             self._by_fault[draw.fault.value] = self._by_fault.get(draw.fault.value, 0) + 1
             self._by_method[request.method] = self._by_method.get(request.method, 0) + 1
@@ -433,6 +471,8 @@ class FaultServer:
         body = json.dumps(
             {"method": request.method, "path": request.target, "attempt": attempt}
         ).encode()
+        if fault in (Fault.DRIP_HEADERS, Fault.DRIP_BODY, Fault.HUGE_5XX):
+            self._hostile(conn, fault, draw.status)
         if fault is Fault.DELAY:
             time.sleep(self.delay_s)
         if fault in (Fault.OK, Fault.DELAY, Fault.STATUS_5XX, Fault.STATUS_429):
@@ -461,6 +501,32 @@ class FaultServer:
             select.select([conn], [], [], self.stall_s)  # until the client gives up
             raise _Closed("stalled")
         raise _Closed(f"unservable fault {fault}")
+
+    def _drip(self, conn: socket.socket, data: bytes) -> None:
+        """Send ``data`` one byte every ``drip_s``; stop as soon as the client closes."""
+        for byte in data:
+            if select.select([conn], [], [], self.drip_s)[0]:
+                raise _Closed("client gave up")  # EOF (or a next request: not expected)
+            conn.sendall(bytes([byte]))
+
+    def _hostile(self, conn: socket.socket, fault: Fault, status: int) -> None:
+        """The faults that hold a connection: dripping headers or body, a huge error body."""
+        if fault is Fault.DRIP_HEADERS:
+            self._drip(conn, f"HTTP/1.1 200 OK\r\nX-Drip: {'d' * 4096}\r\n".encode())
+            raise _Closed("dripped headers")
+        if fault is Fault.DRIP_BODY:
+            conn.sendall(_head(200, {"Content-Length": "100000"}))
+            self._drip(conn, b"d" * 100_000)
+            raise _Closed("dripped body")
+        conn.sendall(
+            _head(status, {"Content-Type": "text/plain", "Content-Length": str(self.huge_bytes)})
+        )
+        block = b"h" * 65536
+        left = self.huge_bytes
+        while left > 0:  # until the client closes (EPIPE/ECONNRESET end it)
+            conn.sendall(block[:left])
+            left -= len(block)
+        raise _Closed("huge body sent")
 
 
 class RefusedPort:

@@ -6,8 +6,16 @@ OpenTelemetry SDK (a ``TracerProvider`` whose exporter inspects and drops every 
 requests, each with a deadline, against ``benchmarks/faultserver.py`` running in its own
 process. The run has two phases with identical workloads: ``clean`` (the upstream always
 answers normally) and ``faults`` (a seeded schedule of 5xx, 429 + Retry-After, delays,
-resets, bodies cut short, truncated chunked bodies, garbage, stalls, and refused
-connections). Each phase prints its checks and figures; the script exits 1 if any check fails.
+resets, bodies cut short, truncated chunked bodies, garbage, stalls, headers and bodies that
+drip a byte every 50 ms, 5xx with a 200 MB body, and refused connections). Each phase prints
+its checks and figures; the script exits 1 if any check fails.
+
+A share of requests (20%) use ``stream=True`` and say so (``X-Stream: 1``): they are the ones
+served the 200 MB error bodies (a client reading bodies whole reads them as requests does);
+their latency ends when the response is returned, which is as far as the deadline holds.
+The deadline check allows 0.1 s past each request's own deadline. Before each phase, one
+200 MB 500 and one 200 MB 503 retried twice are met with ``stream=True`` in this process,
+and the peak RSS (``VmHWM``, reset first) must stay within 10 MB.
 
 Refused connections never reach the upstream, so the upstream cannot count them: the schedule
 sends a share of logical requests to a bound-but-not-listening port, the client counts those
@@ -38,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 import structlog
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -61,7 +70,8 @@ from faultserver import (
 
 TEMPLATE = "/jobs/{job_id}"
 HANG_GRACE_S = 5.0
-DEADLINE_SLACK_S = 1.0
+DEADLINE_SLACK_S = 0.1  # the promise: returned or DeadlineExceeded within 0.1 s after it
+HUGE_PEAK_LIMIT_MB = 10.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,7 @@ class Config:
     short_deadline_s: float = 0.3
     short_deadline_share: float = 0.02
     post_share: float = 0.1
+    stream_share: float = 0.2
     connect_timeout_s: float = 1.0
     read_timeout_s: float = 0.25
     backoff_factor: float = 0.05
@@ -273,6 +284,58 @@ class Snapshot:
         return cls(open_fds(), rss_kb(), idle)
 
 
+def peak_rss_kb() -> int:
+    """Peak resident set size of this process (``VmHWM``), in KiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux ``clear_refs`` 5); whether that worked."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def huge_body_probe(base_url: str) -> Check:
+    """Peak RSS while a 200 MB 500 and a 200 MB 503 retried twice are met with stream=True.
+
+    Run in this process, one request at a time, before a phase's counters are reset. The
+    error message reads at most ``error_body_limit`` (64 KiB) and each retried response is
+    drained at most that much, else its connection is closed: the peak must stay flat.
+    """
+    gc.collect()
+    was_reset = reset_peak_rss()
+    start_kb = rss_kb() if was_reset else peak_rss_kb()
+    seen: list[str] = []
+    began = time.perf_counter()
+    for fault, retries in (("huge_5xx:500", 0), ("huge_5xx:503", 2)):
+        with Session(base_url=base_url, retries_total=retries, sleep=lambda s: None) as session:
+            try:
+                session.get(
+                    "/huge", headers={"X-Fault": fault, "X-Stream": "1"}, stream=True, timeout=5
+                )
+                seen.append("no error")
+            except RequestsApiError as exc:
+                seen.append(f"{type(exc).__name__} {exc.status_code} x{exc.attempts}")
+    took = time.perf_counter() - began
+    growth_mb = (peak_rss_kb() - start_kb) / 1024
+    expected = ["ApiHTTPError 500 x1", "ApiHTTPError 503 x3"]
+    return Check(
+        "huge error bodies (stream=True): peak RSS",
+        seen == expected and growth_mb < HUGE_PEAK_LIMIT_MB,
+        f"peak {growth_mb:+.2f} MB < {HUGE_PEAK_LIMIT_MB:g} MB for a 200 MB 500 and a 200 MB "
+        f"503 retried twice ({'; '.join(seen)}; {took:.2f} s; peak "
+        f"{'reset first' if was_reset else 'not resettable: vs earlier peak'})",
+    )
+
+
 # -- the workload ----------------------------------------------------------------------
 
 
@@ -283,6 +346,7 @@ class Plan:
     method: str
     deadline: float
     refused: bool
+    stream: bool = False
 
 
 def plan_for(cfg: Config, schedule: FaultSchedule, i: int) -> Plan:
@@ -291,7 +355,8 @@ def plan_for(cfg: Config, schedule: FaultSchedule, i: int) -> Plan:
     method = "POST" if rng.random() < cfg.post_share else "GET"
     short = rng.random() < cfg.short_deadline_share
     deadline = cfg.short_deadline_s if short else cfg.deadline_s
-    return Plan(method, deadline, schedule.refuses(TEMPLATE.format(job_id=i)))
+    stream = rng.random() < cfg.stream_share
+    return Plan(method, deadline, schedule.refuses(TEMPLATE.format(job_id=i)), stream)
 
 
 OUTCOMES = (
@@ -303,6 +368,7 @@ OUTCOMES = (
     "ApiTimeout",
     "DeadlineExceeded",
     "RequestsApiError (other)",
+    "stream body cut (caller's read)",
     "wrong body",
     "untyped exception",
 )
@@ -385,31 +451,43 @@ class Workload:
         while (i := self._take()) is not None:
             began = time.perf_counter()
             self.inflight[slot] = (i, began)
-            code = self._one(i)
-            self.latency[i] = time.perf_counter() - began
+            code = self._one(i, began)
             self.outcome[i] = code
             self.ends[i] += 1
             self.inflight[slot] = None
 
-    def _one(self, i: int) -> int:
+    def _one(self, i: int, began: float) -> int:
+        """One logical request; its latency ends when the session returns or raises.
+
+        With ``stream=True`` the deadline holds up to the response; the body read after it is
+        the caller's (a cut body there is an outcome of its own, not a session failure).
+        """
         plan = plan_for(self.cfg, self.schedule, i)
         self.deadline[i] = plan.deadline
         url = (self.refused_base if plan.refused else "") + TEMPLATE
         kwargs: dict[str, Any] = {"json": {"job": i}} if plan.method == "POST" else {}
+        if plan.stream:
+            kwargs.update(stream=True, headers={"X-Stream": "1"})
         try:
             response = self.session.request(
                 plan.method, url, path_params={"job_id": i}, deadline=plan.deadline, **kwargs
             )
         except RequestsApiError as exc:
+            self.latency[i] = time.perf_counter() - began
             return self._failed(plan, exc)
         except BaseException as exc:  # the soak's whole point: nothing untyped escapes
+            self.latency[i] = time.perf_counter() - began
             with self._lock:
                 self.untyped[f"{type(exc).__module__}.{type(exc).__qualname__}"] += 1
             return OUTCOMES.index("untyped exception")
+        self.latency[i] = time.perf_counter() - began
         try:
             body = response.json()
-        except ValueError:
+        except requests.JSONDecodeError:
             body = None
+        except requests.RequestException:  # only a stream=True body read can fail here
+            response.close()
+            return OUTCOMES.index("stream body cut (caller's read)")
         expected = {"method": plan.method, "path": f"/jobs/{i}"}
         if response.status_code != 200 or not isinstance(body, dict):
             return OUTCOMES.index("wrong body")
@@ -480,6 +558,7 @@ def run_phase(
 ) -> PhaseResult:
     """Run the workload once under ``schedule`` with a fresh session and SDK, then check it."""
     secret = logs.secret
+    huge = huge_body_probe(server.base_url)
     server.set_schedule(schedule)
     server.reset_stats()
     logs.reset()
@@ -619,6 +698,7 @@ def run_phase(
             f"pooled {end.idle_pooled} <= {cfg.threads}; fds before session {before.fds}, "
             f"after close {closed.fds}",
         ),
+        huge,
         Check(
             "RSS growth after warm-up",
             rss_growth_mb < cfg.rss_limit_mb,

@@ -324,3 +324,59 @@ def test_process_server_takes_a_new_schedule() -> None:
         response = requests.get(f"{proc.base_url}/x", timeout=2)
     assert response.status_code == 429
     assert json.loads(response.content)["path"] == "/x"
+
+
+def test_drip_headers_sends_one_byte_at_a_time(server: FaultServer) -> None:
+    """drip_headers: the status line arrives a byte per drip interval, never a blank line."""
+    server.drip_s = 0.01
+    with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:
+        sock.sendall(b"GET /d HTTP/1.1\r\nHost: x\r\nX-Fault: drip_headers\r\n\r\n")
+        started = time.monotonic()
+        got = b""
+        while len(got) < 20:
+            got += sock.recv(1)
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n") and time.monotonic() - started >= 0.15
+
+
+def test_drip_body_sends_headers_then_a_byte_at_a_time(server: FaultServer) -> None:
+    """drip_body: the headers at once, then the 100 kB body a byte per drip interval."""
+    server.drip_s = 0.01
+    response = requests.get(
+        f"{server.base_url}/d", headers={"X-Fault": "drip_body"}, stream=True, timeout=2
+    )
+    assert response.headers["Content-Length"] == "100000"
+    started = time.monotonic()
+    assert response.raw.read(10) == b"d" * 10 and time.monotonic() - started >= 0.05
+    response.close()
+
+
+def test_drip_body_is_an_ordinary_answer_for_a_streaming_client(server: FaultServer) -> None:
+    """A client that says X-Stream: 1 reads its body itself: it is served normally."""
+    response = requests.get(
+        f"{server.base_url}/d", headers={"X-Fault": "drip_body", "X-Stream": "1"}, timeout=2
+    )
+    assert response.status_code == 200 and response.json()["path"] == "/d"
+    assert server.stats().by_fault == {"ok": 1}
+
+
+def test_huge_5xx_promises_a_huge_body_to_a_streaming_client(server: FaultServer) -> None:
+    """huge_5xx:500 to a streaming client: a 500 whose Content-Length is 200 MB."""
+    response = requests.get(
+        f"{server.base_url}/h",
+        headers={"X-Fault": "huge_5xx:500", "X-Stream": "1"},
+        stream=True,
+        timeout=2,
+    )
+    assert response.status_code == 500 and response.headers["Content-Length"] == str(200 << 20)
+    assert response.raw.read(65536) == b"h" * 65536
+    response.close()
+    assert server.stats().by_fault == {"huge_5xx": 1}
+
+
+def test_huge_5xx_is_an_ordinary_5xx_for_a_client_reading_whole_bodies(
+    server: FaultServer,
+) -> None:
+    """Without X-Stream the huge body is not sent: an ordinary 503, counted as 5xx."""
+    response = requests.get(f"{server.base_url}/h", headers={"X-Fault": "huge_5xx"}, timeout=2)
+    assert response.status_code == 503 and len(response.content) < 1000
+    assert server.stats().by_fault == {"5xx": 1}

@@ -36,6 +36,7 @@ CHECKS = (
     "http.client.active_requests back to 0",
     "fds: no socket outside the pool",
     "pool bounded, fds back to start after close",
+    "huge error bodies (stream=True): peak RSS",
     "RSS growth after warm-up",
 )
 
@@ -84,6 +85,7 @@ def test_quick_soak_injects_every_fault(soak: subprocess.CompletedProcess[str]) 
         re.findall(r"(\w+) (\d+)", block.split("server faults served: ")[1].split(";")[0])
     )
     kinds = ("429", "5xx", "close_mid_body", "delay", "garbage", "reset", "stall")
+    kinds += ("drip_headers", "drip_body", "huge_5xx")
     assert all(int(served.get(k, 0)) > 0 for k in (*kinds, "truncated_chunked")), served
     refused = re.search(r"refused \(client-side, not seen by the server\): (\d+) requests", block)
     assert refused and int(refused.group(1)) > 0

@@ -15,6 +15,7 @@ from .errors import AttemptRecord
 if TYPE_CHECKING:
     from urllib3.util.retry import Retry
 
+    from . import _deadline
     from ._session import Session
     from .policies._pipeline import CallGuard, OverloadPolicy
     from .telemetry._record import CallRecorder
@@ -45,6 +46,7 @@ class Call:
     attempts: int = 0
     history: list[AttemptRecord] = field(default_factory=list)
     redirecting: bool = False
+    watch: _deadline.Watch | None = None
 
 
 PENDING: contextvars.ContextVar[CallOptions | None] = contextvars.ContextVar(

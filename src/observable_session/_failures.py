@@ -6,12 +6,14 @@ cause is a masked copy of the original failure (see :mod:`observable_session.err
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import requests
 from requests import PreparedRequest, Response
 
+from ._bodies import error_text
+from ._config import DEFAULT_ERROR_BODY_LIMIT
 from ._retry import error_type
 from .errors import ApiHTTPError, DeadlineExceeded, RequestsApiError, counterpart
 from .redaction import DEFAULT_REDACTOR, REDACTED
@@ -20,14 +22,17 @@ if TYPE_CHECKING:
     from ._call import Call
 
 
-def http_error(response: Response) -> ApiHTTPError:
-    """The seed's message (JSON ``message``/``error.message``/``error``, else text), masked."""
+def http_error(response: Response, body_limit: int = DEFAULT_ERROR_BODY_LIMIT) -> ApiHTTPError:
+    """The seed's message (JSON ``message``/``error.message``/``error``, else text), masked.
+
+    At most ``body_limit`` bytes of the body are read for it (see :mod:`._bodies`).
+    """
     attempts, history = getattr(response, "_observable_session", (1, ()))
     url = DEFAULT_REDACTOR.mask_url(response.url or "")
     message = f"{response.status_code} {response.reason or ''} for {response.request.method} {url}"
     if attempts > 1:
         message += f" after {attempts} attempts"
-    detail = _detail(response)
+    detail = _detail(response, body_limit)
     if detail:
         message += f": {detail}"
     error = ApiHTTPError(
@@ -41,11 +46,14 @@ def http_error(response: Response) -> ApiHTTPError:
     return error
 
 
-def _detail(response: Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
+def _detail(response: Response, body_limit: int) -> str:
+    text, complete = error_text(response, body_limit)
+    data = None
+    if complete and text.lstrip()[:1] in ("{", "["):
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):  # a hostile body nests 30,000 deep
+            data = None
     if isinstance(data, dict):
         error = data.get("error")
         for candidate in (
@@ -54,12 +62,17 @@ def _detail(response: Response) -> str:
             error,
         ):
             if isinstance(candidate, str) and candidate:
-                return candidate[:1000]
-    try:
-        text = response.text
-    except (requests.RequestException, RuntimeError):
-        text = ""
-    return text.strip()[:1000]
+                return _masked_cut(candidate)
+    return _masked_cut(text.strip())
+
+
+def _masked_cut(text: str) -> str:
+    """The first 1000 characters, masked *before* the cut.
+
+    Cut first, a secret the server placed across character 1000 would keep its first
+    characters unmasked (the redactor only knows whole values).
+    """
+    return DEFAULT_REDACTOR.mask(text)[:1000]
 
 
 def masked_request(

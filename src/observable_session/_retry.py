@@ -36,9 +36,10 @@ from urllib3.exceptions import (
     NewConnectionError,
     ProtocolError,
 )
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from .errors import InvalidConfigError
+from ._config import check_bool, check_count, check_seconds
 
 ErrorKind = Literal["connect", "read", "final"]
 
@@ -122,16 +123,10 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         for name in ("total", "connect"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidConfigError(
-                    f"retries_{name} must be an int >= 0 (use 0 to disable retries), "
-                    f"got {type(value).__name__}"
-                )
+            check_count(f"retries_{name}", getattr(self, name))
         for name in ("backoff_factor", "backoff_max", "backoff_jitter", "retry_after_max"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise InvalidConfigError(f"{name} must be a number >= 0")
+            check_seconds(name, getattr(self, name))
+        check_bool("retry_post_on_status", self.retry_post_on_status)
         object.__setattr__(self, "_initial", self._counters())
 
     def start(self) -> Retry:
@@ -205,6 +200,8 @@ class RetryPolicy:
             return Decision(None, reason, exhausted=True)
         try:
             raw = response.raw if response is not None else None
+            if not isinstance(raw, BaseHTTPResponse):  # a custom transport's raw body
+                raw = None
             new = retry.increment(method=method, response=raw, error=error)
         except MaxRetryError:
             return Decision(None, reason, exhausted=True)
@@ -215,7 +212,8 @@ class RetryPolicy:
 
     def backoff(self, n: int) -> float:
         """Seconds to sleep before retry ``n`` (1-based), capped, with optional jitter."""
-        value: float = min(self.backoff_max, self.backoff_factor * 2.0 ** (n - 1))
+        # The exponent is capped: 2.0 ** 1024 overflows, and retries_total may be that large.
+        value: float = min(self.backoff_max, self.backoff_factor * 2.0 ** min(n - 1, 1000))
         if self.backoff_jitter:
             value = min(self.backoff_max, value + random.uniform(0, self.backoff_jitter))
         return value

@@ -35,9 +35,10 @@ from requests.sessions import merge_hooks, merge_setting
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_netrc_auth, resolve_proxies, rewind_body
 from urllib3.exceptions import ReadTimeoutError
+from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
-from . import _urls
+from . import _bodies, _config, _deadline, _urls
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -46,6 +47,7 @@ from ._call import ACTIVE as _ACTIVE
 from ._call import PENDING as _PENDING
 from ._call import Call as _Call
 from ._call import CallOptions as _CallOptions
+from ._config import DEFAULT_ERROR_BODY_LIMIT
 from ._environment import Environment as _Environment
 from ._failures import deadline_error, http_error, wrap
 from ._retry import RetryPolicy, error_type
@@ -107,6 +109,11 @@ class Session(requests.Session):
             PATCH gets a UUID4 key, the same on every attempt and hop. Default ``False``.
         retry_after_exceeded: ``"cap"`` (default) waits at most ``retry_after_max``;
             ``"raise"`` ends the call with the HTTP error carrying ``retry_after`` instead.
+        error_body_limit: Bytes of a 4xx/5xx body read for its error message and drained
+            before a retry (``stream=True``); a longer body's connection is closed. 64 KiB.
+
+    Every argument is checked here, and again when assigned, raising
+    :class:`InvalidConfigError` that names the argument and the rule, never the value.
     """
 
     def __init__(
@@ -133,10 +140,19 @@ class Session(requests.Session):
         circuit_breaker: CircuitBreaker | None = None,
         idempotency_key: bool | str = False,
         retry_after_exceeded: str = "cap",
+        error_body_limit: int = DEFAULT_ERROR_BODY_LIMIT,
         **kwargs: Any,
     ) -> None:
         # Validate everything before touching any state: no half-built session.
         base = _urls.validate_base_url(base_url) if base_url is not None else None
+        _config.check_headers(headers)
+        _config.check_mapping("auth_headers", auth_headers)
+        _config.check_timeout(timeout)
+        _config.check_bool("raise_for_status", raise_for_status)
+        _config.check_callable("sleep", sleep)
+        _config.check_provider("tracer_provider", tracer_provider, "get_tracer")
+        _config.check_provider("meter_provider", meter_provider, "get_meter")
+        _config.check_byte_limit("error_body_limit", error_body_limit)
         policy = RetryPolicy(
             total=retries_total,
             connect=retries_connect,
@@ -154,7 +170,7 @@ class Session(requests.Session):
             retry_after_max=policy.retry_after_max,
         )
         origins = self._check_origins(base, auth_origins)
-        _check_deadline(deadline)
+        _config.check_deadline(deadline)
         auth = AuthHeaders(auth_headers)
         super().__init__(*args, **kwargs)
         self._base_url = base
@@ -166,6 +182,7 @@ class Session(requests.Session):
         self.deadline = deadline
         self.raise_for_status = raise_for_status
         self._sleep = sleep
+        self.error_body_limit = error_body_limit
         self._telemetry = Telemetry(tracer_provider, meter_provider)
         self._targets = TargetCache()
         self._prepared_urls: dict[str, str] = {}
@@ -188,9 +205,7 @@ class Session(requests.Session):
             base_origin = _urls.origin_of(base)
             assert base_origin is not None
             origins.add(base_origin)
-        if isinstance(auth_origins, str):
-            raise InvalidConfigError("auth_origins must be a list of URLs, not a str")
-        for url in auth_origins or ():
+        for url in _config.check_origin_urls("auth_origins", auth_origins):
             origin = _urls.origin_of(url) if isinstance(url, str) else None
             if origin is None:
                 raise InvalidConfigError("auth_origins entries must be absolute http(s) URLs")
@@ -215,12 +230,61 @@ class Session(requests.Session):
         self._auth_origins = frozenset(origins)
 
     @property
+    def timeout(self) -> Any:
+        """The per-attempt timeout used when a call gives none (checked when set)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: Any) -> None:
+        self._timeout = _config.check_timeout(value)
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds a logical request may take when a call gives none (checked when set)."""
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        _config.check_deadline(value)
+        self._deadline = value
+
+    @property
+    def headers(self) -> Any:
+        """The headers sent with every request (checked when the mapping is replaced)."""
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: Any) -> None:
+        if value is None:  # requests itself needs a mapping here
+            raise InvalidConfigError("headers must be a mapping of header names to str values")
+        self._headers = _config.check_headers(value)
+
+    @property
+    def raise_for_status(self) -> bool:
+        """Whether ``request()`` raises :class:`ApiHTTPError` on 4xx/5xx."""
+        return self._raise_for_status
+
+    @raise_for_status.setter
+    def raise_for_status(self, value: bool) -> None:
+        self._raise_for_status = _config.check_bool("raise_for_status", value)
+
+    @property
+    def error_body_limit(self) -> int:
+        """Bytes of an error body read for its message, and drained before a retry."""
+        return self._error_body_limit
+
+    @error_body_limit.setter
+    def error_body_limit(self, value: int) -> None:
+        self._error_body_limit = _config.check_byte_limit("error_body_limit", value)
+
+    @property
     def auth_headers(self) -> AuthHeaders:
         """The auth headers; assigning a value (or a new mapping) rotates the credential."""
         return self._auth_headers
 
     @auth_headers.setter
     def auth_headers(self, value: Mapping[str, str] | None) -> None:
+        _config.check_mapping("auth_headers", value)
         # The old values stay masked until the session is closed: a request already sent
         # with them may still fail and have them echoed back.
         new = AuthHeaders(value, retired=self._auth_headers.values_ever())
@@ -278,6 +342,7 @@ class Session(requests.Session):
                 "mounted adapters must have max_retries=0: the session retries itself"
             )
         super().mount(prefix, adapter)
+        _deadline.install(adapter)  # so the deadline watchdog can shut its sockets
 
     def close(self) -> None:
         """Close the adapters and forget this session's secrets in the redactor.
@@ -306,6 +371,7 @@ class Session(requests.Session):
         "timeout",
         "deadline",
         "raise_for_status",
+        "error_body_limit",
     )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -318,6 +384,8 @@ class Session(requests.Session):
         for name in self._OWN_STATE:
             setattr(self, name, state.pop(name))
         super().__setstate__(state)  # type: ignore[misc]
+        for adapter in self.adapters.values():
+            _deadline.install(adapter)
         self._sleep = time.sleep
         self._telemetry = Telemetry()
         self._targets = TargetCache()
@@ -371,7 +439,9 @@ class Session(requests.Session):
         full_url = _urls.join_url(self._base_url, url)
         route = _urls.template_path(self._base_url, template) if template else None
         if deadline is not _UNSET:
-            _check_deadline(deadline)
+            _config.check_deadline(deadline)
+        if kwargs.get("headers") is not None:  # requests' own error would echo the value
+            _config.check_headers(kwargs["headers"])
         overload = self._overload.override(
             retry_budget=retry_budget,
             circuit_breaker=circuit_breaker,
@@ -393,7 +463,7 @@ class Session(requests.Session):
             raise failure
         should_raise = self.raise_for_status if raise_for_status is None else raise_for_status
         if should_raise and response.status_code >= 400:
-            raise annotate_response_error(http_error(response), response)
+            raise annotate_response_error(http_error(response, self._error_body_limit), response)
         return response
 
     def wait(
@@ -570,7 +640,9 @@ class Session(requests.Session):
             template = _urls.template_path(self._base_url, template)
         if deadline is _UNSET:
             deadline = self.deadline
-        _check_deadline(deadline)
+        # Per-call arguments get the constructor's checks, before anything is sent.
+        _config.check_deadline(deadline)
+        _config.check_timeout(kwargs.get("timeout"))
         return self._send_logical(request, kwargs, template, deadline, overload)
 
     def _send_logical(
@@ -605,6 +677,8 @@ class Session(requests.Session):
         token = _ACTIVE.set(call)
         response: Response | None = None
         failure: BaseException | None = None
+        watched = _deadline.start(call.deadline_at)
+        call.watch = watched[0] if watched is not None else None
         try:
             response = self._send_hop(request, call, kwargs)
         except RequestsApiError as exc:
@@ -615,6 +689,7 @@ class Session(requests.Session):
             call.recorder.end(None, error_type(exc), call.attempts, time.perf_counter() - start)
             raise
         finally:
+            _deadline.stop(watched)
             _ACTIVE.reset(token)
         status = response.status_code if response is not None else None
         if failure is not None:
@@ -626,6 +701,7 @@ class Session(requests.Session):
             raise call.guard.annotate(failure)
         assert response is not None
         response._observable_session = (call.attempts, tuple(call.history))  # type: ignore[attr-defined]
+        response._observable_deadline_at = call.deadline_at  # type: ignore[attr-defined]
         if call.guard.denied is not None:
             response._observable_session_denied = (call.guard.denied, call.guard.retry_after)  # type: ignore[attr-defined]
         return response
@@ -721,7 +797,12 @@ class Session(requests.Session):
                     raise guard.retry_after_error(response, call.attempts, tuple(call.history))
                 if decision.exhausted or decision.retry is not None:
                     call.recorder.retries_exhausted(call.attempts, decision.reason, expired)
-                if expired and (decision.retry is not None or isinstance(error, requests.Timeout)):
+                # The watchdog shut the socket at the deadline: whatever urllib3 made of
+                # that, it is the deadline.
+                fired = error is not None and call.watch is not None and call.watch.fired
+                if expired and (
+                    decision.retry is not None or isinstance(error, requests.Timeout) or fired
+                ):
                     raise deadline_error(call, response, error)
                 if error is not None:
                     raise wrap(error, call)
@@ -733,7 +814,7 @@ class Session(requests.Session):
                 decision.reason, decision.backoff, decision.retry_after, call.attempts
             )
             if response is not None:
-                _release(response)
+                _bodies.drain(response, self._error_body_limit, call.deadline_at)
             if decision.backoff > 0:
                 self._sleep(decision.backoff)
             # A sleep that woke late may have used up the deadline: then the retry is not
@@ -779,6 +860,11 @@ class Session(requests.Session):
                 attempt, call.attempts, time.perf_counter() - started, None, error_type(exc), ""
             )
             raise
+        if response is not None and call.watch is not None and call.watch.shut:
+            # The watchdog shut the socket at the deadline: headers that ended there
+            # (http.client takes EOF for their end) are not the server's answer.
+            response.close()
+            response, error = None, requests.ReadTimeout("deadline reached while reading")
         duration = time.perf_counter() - started
         if response is not None:
             response.elapsed = timedelta(seconds=duration)
@@ -829,13 +915,6 @@ def _header_value(value: str) -> str | bytes:
     return value
 
 
-def _check_deadline(deadline: object) -> None:
-    if deadline is None:
-        return
-    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or deadline <= 0:
-        raise InvalidConfigError("deadline must be a number of seconds > 0, or None")
-
-
 _EXPIRED: Any = object()
 
 
@@ -846,6 +925,8 @@ def _bounded_timeout(timeout: Any, call: _Call) -> Any:
     remaining = call.deadline_at - time.monotonic()
     if remaining <= 0:
         return _EXPIRED
+    if isinstance(timeout, Timeout):
+        timeout = _timeout_pair(timeout)
     if isinstance(timeout, tuple):
         return tuple(remaining if t is None else min(t, remaining) for t in timeout)
     if isinstance(timeout, (int, float)):
@@ -853,12 +934,33 @@ def _bounded_timeout(timeout: Any, call: _Call) -> Any:
     return remaining if timeout is None else timeout
 
 
+def _timeout_pair(timeout: Timeout) -> tuple[float | None, float | None]:
+    """A urllib3 ``Timeout`` as ``(connect, read)``, its ``total`` capping both."""
+
+    def seconds(value: object) -> float | None:
+        return float(value) if isinstance(value, (int, float)) else None  # DEFAULT: None
+
+    total = seconds(timeout.total)
+    pair = [seconds(timeout._connect), seconds(timeout._read)]
+    return tuple(  # type: ignore[return-value]
+        total if p is None else (p if total is None else min(p, total)) for p in pair
+    )
+
+
 def _body_replayable(request: PreparedRequest) -> bool:
-    """Whether the body can be sent again: bytes, str, or a file that was seekable."""
+    """Whether the body can be sent again: bytes, str, or a file that can really be rewound.
+
+    requests records ``_body_position`` from ``tell()`` alone, so an object with
+    ``read``/``tell`` but no ``seek`` would pass that test and fail only on the retry.
+    """
     body = request.body
     if body is None or isinstance(body, (bytes, str)):
         return True
-    return hasattr(body, "read") and isinstance(getattr(request, "_body_position", None), int)
+    return (
+        callable(getattr(body, "read", None))
+        and callable(getattr(body, "seek", None))
+        and isinstance(getattr(request, "_body_position", None), int)
+    )
 
 
 def _as_read_timeout(exc: requests.RequestException) -> requests.RequestException:
@@ -875,13 +977,6 @@ def _as_read_timeout(exc: requests.RequestException) -> requests.RequestExceptio
 def _may_follow(response: Response, request: PreparedRequest) -> bool:
     """A 307/308 re-sends the body: not when it cannot be replayed (the seed sent it empty)."""
     return response.status_code not in (307, 308) or _body_replayable(request)
-
-
-def _release(response: Response) -> None:
-    """Drain and close a response before retrying, so its connection goes back to the pool."""
-    with contextlib.suppress(requests.RequestException, RuntimeError):
-        response.content  # noqa: B018
-    response.close()
 
 
 def _error_type_of(status: int | None, error: BaseException | None) -> str | None:

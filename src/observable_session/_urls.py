@@ -11,6 +11,7 @@ import string
 from collections.abc import Mapping
 from urllib.parse import quote, unquote, urlsplit
 
+from ._config import check_no_userinfo
 from .errors import InvalidConfigError, InvalidURLError
 
 Origin = tuple[str, str, int]
@@ -44,6 +45,7 @@ def validate_base_url(base_url: object) -> str:
         raise InvalidConfigError("base_url must be an absolute http:// or https:// URL")
     if parts.query or parts.fragment:
         raise InvalidConfigError("base_url must not have a query or fragment")
+    check_no_userinfo("base_url", base_url)
     return base_url
 
 

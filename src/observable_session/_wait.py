@@ -182,7 +182,7 @@ class _Wait:
         self.last = response
         if response.status_code < 400:
             return response, None
-        error = http_error(response)
+        error = http_error(response, self.session.error_body_limit)
         if not _retryable_status(self.session, method, response):
             raise error
         return response, error

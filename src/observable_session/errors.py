@@ -32,6 +32,7 @@ for any requests error class (a third party's subclass included)::
           ├── ApiRetryError             (+ requests.exceptions.RetryError)
           ├── ApiUnrewindableBodyError  (+ requests.exceptions.UnrewindableBodyError)
           └── InvalidConfigError        (+ ValueError)               bad constructor argument
+               └── InvalidHeaderError   (+ ApiInvalidHeader)          bad header name or value
 
 Where 0.x mapped a requests error to a broader class of ours (a truncated body to
 ``ApiConnectionError``, a missing or unknown scheme to ``InvalidURLError``), its new class keeps
@@ -41,9 +42,10 @@ that base, so existing ``except`` clauses keep catching it.
 masked: a masked copy (:class:`~observable_session.redaction.MaskedException`) of the
 underlying urllib3 error, or requests' own message. ``e.response`` is set as requests sets
 it; ``e.request`` is a copy of the request requests sets, with its credential headers and URL
-secrets replaced by ``REDACTED`` (the error may be logged after its session closed). Messages are masked before the exception is built: no auth header value, no
-credential after an auth scheme, no URL userinfo or sensitive query value reaches ``str``,
-``repr`` or a formatted traceback. The chained cause is a masked copy of the original failure.
+secrets replaced by ``REDACTED`` (the error may be logged after its session closed).
+Messages are masked before the exception is built: no auth header value, no credential after
+an auth scheme, no URL userinfo or sensitive query value reaches ``str``, ``repr`` or a
+formatted traceback. The chained cause is a masked copy of the original failure.
 
 Errors pickle with their message, ``args`` (as strings), ``error_type``, ``status_code``,
 ``attempts``, ``history`` and every other attribute set on them; ``request`` and ``response``
@@ -86,6 +88,7 @@ __all__ = [
     "CircuitOpenError",
     "DeadlineExceeded",
     "InvalidConfigError",
+    "InvalidHeaderError",
     "InvalidURLError",
     "RequestsApiError",
     "counterpart",
@@ -317,6 +320,14 @@ class ApiUnrewindableBodyError(RequestsApiError, rex.UnrewindableBodyError):
 
 class InvalidConfigError(RequestsApiError, ValueError):
     """A constructor or call argument is invalid; the message names it, never its value."""
+
+
+class InvalidHeaderError(InvalidConfigError, ApiInvalidHeader):
+    """A header name or value given to the session or a call is invalid (nothing was sent).
+
+    Both an :class:`InvalidConfigError` (the argument check) and an :class:`ApiInvalidHeader`
+    (so ``requests.exceptions.InvalidHeader``, as requests raises for the same header).
+    """
 
 
 def _by_requests_type() -> dict[type[BaseException], type[RequestsApiError]]:

@@ -111,8 +111,11 @@ def check_timeout(value: object, name: str = "timeout") -> Any:
                 check_seconds(f"{name} ({label})", part, allow_zero=False)
         return value
     if not _is_number(value):
+        # "must be an int, float or None" is requests' wording, which callers (and requests'
+        # own suite) match on.
         raise InvalidConfigError(
-            f"{name} must be seconds > 0, a (connect, read) tuple or None, got {_type_name(value)}"
+            f"{name} must be an int, float or None (seconds > 0) or a (connect, read) tuple,"
+            f" got {_type_name(value)}"
         )
     check_seconds(name, value, allow_zero=False)
     return value

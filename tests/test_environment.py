@@ -124,6 +124,7 @@ def test_no_netrc_file_means_no_probe_per_request(
     probes: list[str] = []
     real = os.path.exists
     with Session(retries_total=0) as s:
+        s.get(f"{upstream.url}/x")  # the environment is read at the first request
         monkeypatch.setattr(os.path, "exists", lambda p: probes.append(str(p)) or real(p))
         for _ in range(5):
             s.get(f"{upstream.url}/x")

@@ -72,7 +72,7 @@ def _masked_cut(text: str) -> str:
     Cut first, a secret the server placed across character 1000 would keep its first
     characters unmasked (the redactor only knows whole values).
     """
-    return DEFAULT_REDACTOR.mask(text)[:1000]
+    return DEFAULT_REDACTOR.mask_cut(text, 1000)
 
 
 def masked_request(

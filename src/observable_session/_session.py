@@ -11,17 +11,13 @@ this context instead of opening another, so hops are resends of the same logical
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
-from urllib.request import getproxies
 
 import requests
 from opentelemetry.metrics import MeterProvider
@@ -47,8 +43,13 @@ from . import _bodies, _config, _deadline, _urls
 if TYPE_CHECKING:
     from requests.sessions import _Settings
 from ._auth import AuthHeaders
+from ._call import ACTIVE as _ACTIVE
+from ._call import PENDING as _PENDING
+from ._call import Call as _Call
+from ._call import CallOptions as _CallOptions
 from ._config import DEFAULT_ERROR_BODY_LIMIT
 from ._credentials import Credentials, masked_unicode_error, origin_bound
+from ._environment import Environment as _Environment
 from ._failures import deadline_error, http_error, wrap
 from ._retry import RetryPolicy, error_type
 from ._version import __version__
@@ -62,7 +63,6 @@ from .policies import CircuitBreaker, RetryBudget
 from .policies._pipeline import (
     DENIED_BY_RETRY_AFTER,
     KEEP,
-    CallGuard,
     OverloadPolicy,
     annotate_response_error,
 )
@@ -78,58 +78,6 @@ DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"observable-session/{__version__}"
 
 _UNSET: Any = object()
-
-
-@dataclass(slots=True)
-class _CallOptions:
-    """What ``request()`` knows and ``send()`` needs: the route and the deadline."""
-
-    url_template: str | None
-    deadline: float | None
-    overload: OverloadPolicy | None = None
-
-
-@dataclass(slots=True)
-class _Call:
-    """The state of one logical request, shared by its attempts and redirect hops."""
-
-    session: Session
-    method: str
-    deadline: float | None
-    deadline_at: float | None
-    retry: Retry
-    recorder: CallRecorder
-    guard: CallGuard
-    attempts: int = 0
-    history: list[AttemptRecord] = field(default_factory=list)
-    redirecting: bool = False
-    watch: _deadline.Watch | None = None
-
-
-_PENDING: contextvars.ContextVar[_CallOptions | None] = contextvars.ContextVar(
-    "observable_session_pending", default=None
-)
-_ACTIVE: contextvars.ContextVar[_Call | None] = contextvars.ContextVar(
-    "observable_session_active", default=None
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Environment:
-    """What ``requests`` would read from the environment on every request, read once."""
-
-    proxies: Mapping[str, str]
-    ca_bundle: str | None
-    netrc: bool
-
-    @classmethod
-    def read(cls) -> _Environment:
-        netrc_paths = [os.environ.get("NETRC"), "~/.netrc", "~/_netrc"]
-        return cls(
-            proxies=dict(getproxies()),
-            ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"),
-            netrc=any(p and os.path.exists(os.path.expanduser(p)) for p in netrc_paths),
-        )
 
 
 class Session(requests.Session):
@@ -378,10 +326,11 @@ class Session(requests.Session):
             self.headers["User-Agent"] = " ".join(tokens)
 
     def refresh_environment(self) -> None:
-        """Re-read proxy, CA bundle and netrc settings from the environment.
+        """Re-read proxy, CA bundle and netrc settings now.
 
-        Like httpx, the session reads them once (at its first request) instead of on every
-        request.
+        The session reads them at its first request and again when one of the proxy,
+        CA-bundle or ``NETRC`` variables changes; this also picks up the operating system's
+        proxy settings and a netrc file created since.
         """
         self._env_read = _Environment.read()
 
@@ -622,8 +571,14 @@ class Session(requests.Session):
         prepared.prepare_cookies(merged_cookies)
         prepared.prepare_body(request.data, request.files, request.json)
         auth = merge_setting(request.auth, self.auth) if allowed else None
-        if auth is None and self.trust_env and self._env.netrc:
-            auth = get_netrc_auth(request.url)  # netrc credentials are the host's own
+        if auth is None and self.trust_env:
+            # requests calls this name on every request, probing netrc files each time; the
+            # session calls it when a netrc file existed at the last environment read, or
+            # when someone replaced it (as tests do), so a replacement behaves as in requests.
+            # netrc credentials are the host's own: they apply on any origin.
+            netrc_auth = requests.sessions.get_netrc_auth
+            if self._env.netrc or netrc_auth is not get_netrc_auth:
+                auth = netrc_auth(request.url)
         if auth is not None:
             credentials.register_auth(auth)  # a Digest password never reaches the headers
         if auth is not None or "@" in (prepared.url or ""):
@@ -687,12 +642,14 @@ class Session(requests.Session):
         verify: Any,
         cert: Any,
     ) -> _Settings:
-        """Merge settings as requests does, from the environment read once (first request)."""
-        if self.trust_env and self._env.proxies:
-            # Proxies are configured: let requests apply no_proxy rules exactly.
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if self.trust_env and (verify is True or verify is None) and self._env.ca_bundle:
-            verify = self._env.ca_bundle
+        """Merge settings as requests does; the environment is re-read only when it changed."""
+        if self.trust_env:
+            env = self._env_read = self._env.current()
+            if env.proxies:
+                # Proxies are configured: let requests apply no_proxy rules exactly.
+                return super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if (verify is True or verify is None) and env.ca_bundle:
+                verify = env.ca_bundle
         return {
             "proxies": _merge(proxies, self.proxies),
             "stream": merge_setting(stream, self.stream),
@@ -809,6 +766,8 @@ class Session(requests.Session):
         kwargs.setdefault("verify", self.verify)
         kwargs.setdefault("cert", self.cert)
         if "proxies" not in kwargs:
+            if self.trust_env:
+                self._env_read = self._env.current()
             kwargs["proxies"] = (
                 resolve_proxies(request, dict(self.proxies), self.trust_env)
                 if self.trust_env and self._env.proxies
@@ -947,8 +906,10 @@ class Session(requests.Session):
         error: requests.RequestException | None = None
         try:
             response = adapter.send(request, **kwargs)
-            if not kwargs.get("stream"):
-                response.content  # noqa: B018 - a truncated body is this attempt's failure
+            if not kwargs.get("stream") and not response.is_redirect:
+                # A truncated body is this attempt's failure. A redirect's body is left to
+                # resolve_redirects, which (as requests) never fails a call on decoding it.
+                response.content  # noqa: B018
         except requests.RequestException as exc:
             error = _as_read_timeout(exc)
             if response is not None:

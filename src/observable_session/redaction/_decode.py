@@ -15,7 +15,16 @@ import html
 import re
 from typing import Final
 
-__all__ = ["MAX_ROUNDS", "decode", "decode_mapped", "has_escapes"]
+__all__ = [
+    "MAX_GROWTH",
+    "MAX_ROUNDS",
+    "decode",
+    "decode_mapped",
+    "decoded_forms",
+    "family_readings",
+    "has_escapes",
+    "open_escape_tail",
+]
 
 
 def has_escapes(text: str) -> bool:
@@ -33,7 +42,8 @@ _TOKEN: Final = re.compile(
     # One level at a time (an escaped backslash is a token): nesting takes another round.
     r"|\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[/\"'\\bfnrt])"
     r"|(?:%[0-9a-fA-F]{2})+"
-    r"|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?"
+    # Numeric references take any number of digits: leading zeros are valid HTML.
+    r"|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});?"
     r"|\+"
 )
 _SHORT: Final = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
@@ -82,13 +92,16 @@ def _decode_token(token: str) -> str | list[tuple[str, int, int]]:
     return " "  # "+" in a form or query
 
 
-def decode_mapped(text: str) -> tuple[str, list[int], list[int]]:
-    """One round of decoding, and for each decoded character its ``[start, end)`` in ``text``."""
+def decode_mapped(text: str, pattern: re.Pattern[str] = _TOKEN) -> tuple[str, list[int], list[int]]:
+    """One round of decoding, and for each decoded character its ``[start, end)`` in ``text``.
+
+    ``pattern`` is every escape family at once, or one of them (:func:`family_readings`).
+    """
     pieces: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     pos = 0
-    for match in _TOKEN.finditer(text):
+    for match in pattern.finditer(text):
         begin, end = match.span()
         if begin > pos:
             pieces.append(text[pos:begin])
@@ -135,9 +148,11 @@ def decode(text: str) -> list[str]:
     """The successive decodings of ``text`` that differ from it (at most MAX_ROUNDS).
 
     Percent-escaped bytes above ASCII are also read one byte per character (the UTF-8 of a
-    header read back as latin-1, then percent-encoded, is the secret's wire spelling).
+    header read back as latin-1, then percent-encoded, is the secret's wire spelling), and a
+    text mixing escape families is also read one family at a time (:func:`family_readings`);
+    the last reading is always the deepest all-families one.
     """
-    out: list[str] = []
+    out = [reading for reading, _ in family_readings(text)]
     if "%" in text and _HIGH_PERCENT.search(text):
         out.append(_TOKEN.sub(_plain_latin1, text))
     current = text
@@ -150,3 +165,99 @@ def decode(text: str) -> list[str]:
         out.append(decoded)
         current = decoded
     return out
+
+
+# -- one escape family at a time ---------------------------------------------------------
+# A key may itself hold an escape-like sequence (``\\``, ``%41``, ``&amp;``): a text that
+# spells one of its other characters escaped is decoded in all families at once, so the
+# key's own sequence is decoded too, and the reading holds the key's decoded form, not the
+# key. Those decoded forms are registered with the key (:func:`decoded_forms`).
+_FAMILIES: Final = (
+    re.compile(
+        r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+        r"|\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[/\"'\\bfnrt])"
+    ),
+    re.compile(r"(?:%[0-9a-fA-F]{2})+"),
+    re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});?"),
+)
+_MAX_FORMS: Final = 64
+_FAMILY_CHARS: Final = ("\\", "%", "&")
+
+
+def family_readings(text: str) -> list[tuple[str, re.Pattern[str]]]:
+    """``text`` decoded one family at a time, when it mixes families (else nothing).
+
+    A key holding ``%00`` echoed with JSON ``\\u00a0`` for another character reads back as
+    the key only when the JSON escapes alone are decoded. One round each: a text holding a
+    single family gains nothing over the all-families reading, so costs no extra pass.
+    """
+    present = [
+        family for char, family in zip(_FAMILY_CHARS, _FAMILIES, strict=True) if char in text
+    ]
+    if not present or (len(present) == 1 and "+" not in text):
+        return []
+    out = []
+    for family in present:
+        reading = family.sub(_plain, text)
+        if reading != text:
+            out.append((reading, family))
+    return out
+
+
+def decoded_forms(form: str) -> frozenset[str]:
+    """``form`` as each escape family's decoding, and their compositions, leaves it.
+
+    Up to :data:`MAX_ROUNDS` steps, each one family (JSON, percent, HTML) or all at once
+    (what :func:`decode` does to a text); at most 64 distinct strings, ``form`` excluded.
+    Empty when ``form`` holds no escape character (the common case costs four tests).
+    """
+    if not has_escapes(form):
+        return frozenset()
+    seen = {form}
+    level = [form]
+    for _ in range(MAX_ROUNDS):
+        following: list[str] = []
+        for current in level:
+            if not has_escapes(current):
+                continue
+            steps = [family.sub(_plain, current) for family in _FAMILIES]
+            steps.extend(decode(current))
+            for step in steps:
+                if step not in seen and len(seen) <= _MAX_FORMS:
+                    seen.add(step)
+                    following.append(step)
+        level = following
+    seen.discard(form)
+    return frozenset(seen)
+
+
+# -- the cut ------------------------------------------------------------------------------
+#: How many times longer than the value a spelling the decoder reads can be: three levels of
+#: nesting (JSON of a percent-encoding of a JSON escape is about 108 characters for one).
+MAX_GROWTH: Final = 128
+
+_RUN: Final = re.compile(
+    r"(?:" + _TOKEN.pattern + r"|[\w.~-]"
+    # an escape cut short at the end of the text
+    r"|\\(?:[uU][0-9a-fA-F]{0,7}|x[0-9a-fA-F]?)?\Z|%[0-9a-fA-F]?\Z|&#?[xX]?[0-9A-Za-z]*\Z)+"
+)
+
+
+def open_escape_tail(kept: str, window: int) -> str:
+    """``kept`` (text cut short) without a trailing run of escapes the cut went through.
+
+    A spelling longer than the look-ahead margin (zero-padded HTML references have no
+    bound) is not seen whole, so it is not masked; its escaped head before the cut would
+    still be a fragment of the secret. The trailing run of escapes, letters and digits
+    within the last ``window`` characters is dropped when it holds an escape.
+    """
+    tail = kept[-window:]
+    last = None
+    for last in _RUN.finditer(tail):  # noqa: B007 - only the last run matters
+        pass
+    if last is None or last.end() != len(tail):
+        return kept
+    run = last.group(0)
+    if not (has_escapes(run) or "&" in run):
+        return kept
+    return kept[: len(kept) - len(tail) + last.start()]

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterable
 from typing import Final
 
-from ._decode import MAX_ROUNDS, decode, decode_mapped, has_escapes
+from ._decode import MAX_ROUNDS, decode, decode_mapped, family_readings, has_escapes
 from ._names import REDACTED
 
 __all__ = ["ValueIndex"]
@@ -332,6 +332,13 @@ def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
                 spans.append((s[i], e[i + len(form) - 1]))
                 i = decoded.find(form, i + len(form))
         current, starts, ends = decoded, s, e
+    for _, family in family_readings(text):  # one escape family at a time (mixed texts)
+        decoded, s, e = decode_mapped(text, family)
+        for form in forms:
+            i = decoded.find(form)
+            while i >= 0:
+                spans.append((s[i], e[i + len(form) - 1]))
+                i = decoded.find(form, i + len(form))
     return spans
 
 

@@ -252,6 +252,8 @@ def open_escape_tail(kept: str, window: int) -> str:
     within the last ``window`` characters is dropped when it holds an escape.
     """
     tail = kept[-window:]
+    if not has_escapes(tail):
+        return kept
     last = None
     for last in _RUN.finditer(tail):  # noqa: B007 - only the last run matters
         pass

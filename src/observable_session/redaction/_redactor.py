@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from ._decode import MAX_GROWTH, open_escape_tail
+from ._decode import MAX_GROWTH, has_escapes, open_escape_tail
 from ._exceptions import sanitize_exception
 from ._forms import supers_of
 from ._index import ValueIndex
@@ -245,12 +245,17 @@ class Redactor:
         three nested escape levels), so a huge body costs no more than its first characters;
         a run of escapes the cut goes through is dropped (it may be a longer spelling's head).
         """
-        margin = self._index.longest * MAX_GROWTH + 64
-        masked = self.mask(text[: limit + margin])
+        longest = self._index.longest
+        margin = longest * MAX_GROWTH + 64
+        head = text[: limit + margin]
+        if not has_escapes(head):  # no escaped spelling: an atom shows as itself, unstretched
+            margin = longest + 64
+            head = head[: limit + margin]
+        masked = self.mask(head)
         if len(text) > limit + margin and len(masked) <= limit:
             # Masking shrank the text below the limit: the margin's own cut shows, and a
             # value it split (no longer than the longest atom) goes with it.
-            masked = masked[: max(0, len(masked) - self._index.longest)]
+            masked = masked[: max(0, len(masked) - longest)]
         elif len(masked) > limit:
             masked = masked[:limit]
         else:

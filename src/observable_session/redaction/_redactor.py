@@ -255,7 +255,11 @@ class Redactor:
         if len(text) > limit + margin and len(masked) <= limit:
             # Masking shrank the text below the limit: the margin's own cut shows, and a
             # value it split (no longer than the longest atom) goes with it.
-            masked = masked[: max(0, len(masked) - longest)]
+            last = masked.rfind(REDACTED)
+            keep = len(masked) - longest
+            if last >= 0:
+                keep = max(keep, last + len(REDACTED))
+            masked = masked[: max(0, keep)]
         elif len(masked) > limit:
             masked = masked[:limit]
         else:

@@ -773,8 +773,12 @@ class Session(requests.Session):
         if "set-cookie" in r.headers or "set-cookie2" in r.headers:
             # cookielib reads only these headers; skipping the jar otherwise saves its locks.
             extract_cookies_to_jar(self.cookies, request, r.raw)
+        follow = allow_redirects and _may_follow(r, request)
+        if stream and r.is_redirect and (follow or call.redirecting):
+            # resolve_redirects would read the redirect's body whole: bound it first.
+            _bodies.release_redirect(r, self._error_body_limit, call.deadline_at)
         history: list[Response] = []
-        if allow_redirects and _may_follow(r, request):
+        if follow:
             previous, call.redirecting = call.redirecting, True
             try:
                 history = list(self.resolve_redirects(r, request, **kwargs))

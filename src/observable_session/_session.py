@@ -482,6 +482,7 @@ class Session(requests.Session):
             url = url.decode("utf-8")
         if isinstance(method, bytes):
             method = method.decode("ascii")
+        _config.check_route(path_params, url_template)
         template = url_template
         if path_params is not None:
             template = url_template or url

@@ -125,10 +125,6 @@ def decode_mapped(text: str, pattern: re.Pattern[str] = _TOKEN) -> tuple[str, li
     return "".join(pieces), starts, ends
 
 
-def _decode_once(text: str) -> str:
-    return _TOKEN.sub(_plain, text)
-
-
 def _plain(match: re.Match[str]) -> str:
     decoded = _decode_token(match.group(0))
     return decoded if isinstance(decoded, str) else "".join(ch for ch, _, _ in decoded)
@@ -152,18 +148,13 @@ def decode(text: str) -> list[str]:
     text mixing escape families is also read one family at a time (:func:`family_readings`);
     the last reading is always the deepest all-families one.
     """
-    out = [reading for reading, _ in family_readings(text)]
+    if not has_escapes(text):
+        return []
+    readings = _readings(text)
+    out = [r for r, path in readings if any(p is not _TOKEN for p in path)]
     if "%" in text and _HIGH_PERCENT.search(text):
         out.append(_TOKEN.sub(_plain_latin1, text))
-    current = text
-    for _ in range(MAX_ROUNDS):
-        if not has_escapes(current):
-            break
-        decoded = _decode_once(current)
-        if decoded == current:
-            break
-        out.append(decoded)
-        current = decoded
+    out.extend(r for r, path in readings if all(p is _TOKEN for p in path))
     return out
 
 
@@ -184,24 +175,59 @@ _MAX_FORMS: Final = 64
 _FAMILY_CHARS: Final = ("\\", "%", "&")
 
 
-def family_readings(text: str) -> list[tuple[str, re.Pattern[str]]]:
-    """``text`` decoded one family at a time, when it mixes families (else nothing).
-
-    A key holding ``%00`` echoed with JSON ``\\u00a0`` for another character reads back as
-    the key only when the JSON escapes alone are decoded. One round each: a text holding a
-    single family gains nothing over the all-families reading, so costs no extra pass.
-    """
+def _family_steps(text: str) -> list[re.Pattern[str]]:
+    """The single families worth decoding alone in ``text``: only when it mixes them."""
     present = [
         family for char, family in zip(_FAMILY_CHARS, _FAMILIES, strict=True) if char in text
     ]
     if not present or (len(present) == 1 and "+" not in text):
-        return []
-    out = []
-    for family in present:
-        reading = family.sub(_plain, text)
-        if reading != text:
-            out.append((reading, family))
+        return []  # one family (no blank spelling): the all-families reading is the same
+    return present
+
+
+_MAX_READINGS: Final = 32
+
+
+_Path = tuple[re.Pattern[str], ...]
+
+
+def _readings(text: str) -> list[tuple[str, _Path]]:
+    """Every reading of ``text`` up to MAX_ROUNDS steps (one family, or all), with its path.
+
+    Each level's all-families step from the all-families chain comes first, so the chain is
+    never cut by the cap of 32 nor merged into another path.
+    """
+    out: list[tuple[str, _Path]] = []
+    seen = {text}
+    level: list[tuple[str, _Path]] = [(text, ())]
+    for _ in range(MAX_ROUNDS):
+        following = []
+        for current, path in level:
+            if not has_escapes(current):
+                continue
+            pure = all(p is _TOKEN for p in path)
+            for step in (_TOKEN, *_family_steps(current)):
+                reading = step.sub(_plain, current)
+                chain = pure and step is _TOKEN
+                if reading in seen or (len(seen) > _MAX_READINGS and not chain):
+                    continue
+                seen.add(reading)
+                following.append((reading, (*path, step)))
+        out.extend(following)
+        level = following
     return out
+
+
+def family_readings(text: str) -> list[tuple[str, _Path]]:
+    """``text`` decoded one family at a time where it mixes families, with each path taken.
+
+    A key holding ``%00`` echoed with JSON ``\\u00a0`` for another character reads back as
+    the key only when the JSON escapes alone are decoded; nested (HTML inside JSON), each
+    level may be a different family. Every reading up to :data:`MAX_ROUNDS` steps, each
+    step one family or all of them, with at least one single-family step (the all-families
+    chain is :func:`decode`'s own); at most 32.
+    """
+    return [(r, path) for r, path in _readings(text) if any(p is not _TOKEN for p in path)]
 
 
 def decoded_forms(form: str) -> frozenset[str]:

@@ -332,8 +332,12 @@ def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
                 spans.append((s[i], e[i + len(form) - 1]))
                 i = decoded.find(form, i + len(form))
         current, starts, ends = decoded, s, e
-    for _, family in family_readings(text):  # one escape family at a time (mixed texts)
-        decoded, s, e = decode_mapped(text, family)
+    for _, path in family_readings(text):  # one escape family at a time (mixed texts)
+        decoded, s, e = text, list(range(len(text))), list(range(1, len(text) + 1))
+        for step in path:
+            decoded, s2, e2 = decode_mapped(decoded, step)
+            s = [s[i] for i in s2]
+            e = [e[i - 1] for i in e2]
         for form in forms:
             i = decoded.find(form)
             while i >= 0:

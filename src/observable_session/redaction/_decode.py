@@ -41,7 +41,7 @@ _TOKEN: Final = re.compile(
     r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a JSON surrogate pair
     # One level at a time (an escaped backslash is a token): nesting takes another round.
     r"|\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[/\"'\\bfnrt])"
-    r"|(?:%[0-9a-fA-F]{2})+"
+    r"|%[0-9a-fA-F]{2}(?:%[0-9a-fA-F]{2})*"
     # Numeric references take any number of digits: leading zeros are valid HTML.
     r"|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});?"
     r"|\+"
@@ -168,7 +168,7 @@ _FAMILIES: Final = (
         r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
         r"|\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[/\"'\\bfnrt])"
     ),
-    re.compile(r"(?:%[0-9a-fA-F]{2})+"),
+    re.compile(r"%[0-9a-fA-F]{2}(?:%[0-9a-fA-F]{2})*"),
     re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});?"),
 )
 _MAX_FORMS: Final = 64

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from observable_session.redaction import REDACTED, Redactor
 from observable_session.redaction._decode import decode, decoded_forms, open_escape_tail
+from tests.echo_servers import Spelling, encode
 
 KEY = "Zq9-nest3d-K3y_0123456789abcdef"
 
@@ -132,3 +135,34 @@ def test_open_escape_tail_keeps_text_that_ends_outside_an_escape() -> None:
     assert open_escape_tail("said: x&#x00000", 100) == "said: "
     assert open_escape_tail('{"d": "\\u0025\\u00', 100) == '{"d": "'
     assert open_escape_tail("a, b", 100) == "a, b"
+
+
+def test_keys_holding_escapes_are_masked_in_two_nested_partial_spellings() -> None:
+    """Keys made of literal escapes, spelled by the echo server twice over (any two forms).
+
+    Each level escapes a random part of the characters, so a level mixes escaped and literal
+    sequences: the reading that finds the key decodes one family per level.
+    """
+    literals = ["\\\\", "\\n", "\\u0041", "%41", "%00", "%2", "&amp;", "&#65;", "&lt", "+", "%25"]
+    alphabet = "abcXYZ019-_/:= .\xe9\xa0"
+    rng = random.Random(20261201)
+    leaks = []
+    for _ in range(300):
+        parts = [
+            rng.choice(literals)
+            if rng.random() < 0.4
+            else "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))
+            for _ in range(rng.randint(2, 5))
+        ]
+        key = "Zq" + "".join(parts) + "k9"
+        r, owner = _redactor(key)
+        text = key
+        for _ in range(2):
+            form = rng.choice(["json", "html", "percent", "html-zeros"])
+            p = rng.choice([0.05, 0.3, 0.7, 1.0])
+            text = encode(text, Spelling(form, rng.randint(0, 2**31), p, True, rng.random() < 0.5))
+        masked = r.mask(f"said: {text} end")
+        if masked != f"said: {REDACTED} end":
+            leaks.append((key, text, masked))
+        assert owner
+    assert leaks == []

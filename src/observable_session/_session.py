@@ -38,7 +38,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
-from . import _bodies, _config, _deadline, _urls
+from . import _bodies, _config, _deadline, _reuse, _urls
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -145,7 +145,11 @@ class Session(requests.Session):
         **kwargs: Any,
     ) -> None:
         # Validate everything before touching any state: no half-built session.
-        base = _urls.validate_base_url(base_url) if base_url is not None else None
+        base = (
+            _reuse.reused("base_url", _urls.validate_base_url, base_url)
+            if base_url is not None
+            else None
+        )
         _config.check_headers(headers)
         _config.check_mapping("auth_headers", auth_headers)
         _config.check_timeout(timeout)
@@ -154,14 +158,16 @@ class Session(requests.Session):
         _config.check_provider("tracer_provider", tracer_provider, "get_tracer")
         _config.check_provider("meter_provider", meter_provider, "get_meter")
         _config.check_byte_limit("error_body_limit", error_body_limit)
-        policy = RetryPolicy(
-            total=retries_total,
-            connect=retries_connect,
-            backoff_factor=backoff_factor,
-            backoff_max=backoff_max,
-            backoff_jitter=backoff_jitter,
-            retry_after_max=retry_after_max,
-            retry_post_on_status=retry_post_on_status,
+        policy = _reuse.reused(
+            "retry_policy",
+            RetryPolicy,
+            retries_total,
+            retries_connect,
+            backoff_factor,
+            backoff_max,
+            backoff_jitter,
+            retry_after_max,
+            retry_post_on_status,
         )
         overload = OverloadPolicy.build(
             retry_budget=RetryBudget() if retry_budget is KEEP else retry_budget,
@@ -170,7 +176,11 @@ class Session(requests.Session):
             retry_after_exceeded=retry_after_exceeded,
             retry_after_max=policy.retry_after_max,
         )
-        origins = self._check_origins(base, auth_origins)
+        origins = (
+            _reuse.reused("origins", self._check_origins, base)
+            if auth_origins is None
+            else self._check_origins(base, auth_origins)
+        )
         _config.check_deadline(deadline)
         credentials = Credentials()
         auth = AuthHeaders(auth_headers, credentials=credentials)
@@ -202,7 +212,7 @@ class Session(requests.Session):
 
     @staticmethod
     def _check_origins(
-        base: str | None, auth_origins: Iterable[str] | None
+        base: str | None, auth_origins: Iterable[str] | None = None
     ) -> frozenset[_urls.Origin]:
         origins: set[_urls.Origin] = set()
         if base is not None:
@@ -262,6 +272,11 @@ class Session(requests.Session):
     def headers(self, value: Any) -> None:
         if value is None:  # requests itself needs a mapping here
             raise InvalidConfigError("headers must be a mapping of header names to str values")
+        if "_headers" not in self.__dict__ and type(value) is CaseInsensitiveDict:
+            # The first assignment is requests.Session.__init__'s own default_headers():
+            # known good, and checking it would cost a third of requests.Session() itself.
+            self._headers = value
+            return
         self._headers = _config.check_headers(value)
 
     @property

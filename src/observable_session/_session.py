@@ -272,12 +272,10 @@ class Session(requests.Session):
     def headers(self, value: Any) -> None:
         if value is None:  # requests itself needs a mapping here
             raise InvalidConfigError("headers must be a mapping of header names to str values")
-        if "_headers" not in self.__dict__ and type(value) is CaseInsensitiveDict:
-            # The first assignment is requests.Session.__init__'s own default_headers():
-            # known good, and checking it would cost a third of requests.Session() itself.
-            self._headers = value
-            return
-        self._headers = _config.check_headers(value)
+        # The first assignment is requests.Session.__init__'s own default_headers(): known
+        # good, and checking it would cost a third of requests.Session() itself.
+        trusted = "_headers" not in self.__dict__ and type(value) is CaseInsensitiveDict
+        self._headers = value if trusted else _config.check_headers(value)
 
     @property
     def raise_for_status(self) -> bool:

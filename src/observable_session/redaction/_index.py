@@ -17,6 +17,7 @@ mapped back to the original span, which is replaced.
 from __future__ import annotations
 
 import collections
+import itertools
 import re
 import threading
 from collections.abc import Iterable
@@ -25,9 +26,14 @@ from typing import Final
 from ._decode import MAX_ROUNDS, decode, decode_mapped, has_escapes
 from ._names import REDACTED
 
-__all__ = ["ValueIndex"]
+__all__ = ["FILE_AT", "ValueIndex"]
 
 _PRESLICED: Final = 4096
+#: Registrations waiting to be filed that make the next registration file them all: bounds
+#: the work of the first search after many changes (each waiting one costs ~15 us then).
+FILE_AT: Final = 64
+
+_Supers = dict[str, frozenset[str]]
 
 
 def _crowd(bucket: str | dict[str, None] | None) -> int:
@@ -155,10 +161,23 @@ class _Tier:
 
 
 class ValueIndex:
-    """Refcounted atoms (several owners may share one), each with the forms that hold it."""
+    """Refcounted atoms (several owners may share one), each with the forms that hold it.
+
+    A registration is only queued (``_waiting``) and filed under its grams by the next
+    search, or once :data:`FILE_AT` are waiting. A registration only kept for a grace period
+    is :meth:`park`-ed: taken out of the grams (as a compact fresh copy, so it pins none of
+    the allocator pages its session's objects sat on) and filed again only by the next
+    search. A session created and closed without a search in between costs no filing at all;
+    the owner of the parked ones (the redactor's grace pool) bounds their number. Every
+    search files what waits first, so nothing registered can be missed.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # id(supers) -> (supers, how many adds of it wait): registered, not yet filed.
+        self._waiting: dict[int, tuple[_Supers, int]] = {}
+        # The same for parked registrations (kept for a grace period), filed by a search.
+        self._parked: dict[int, tuple[_Supers, int]] = {}
         # atom -> the form sets of each registration holding it (its length is the refcount):
         # found via the atom, every form of them is replaced, longest first.
         self._supers: dict[str, list[frozenset[str]]] = {}
@@ -173,40 +192,98 @@ class ValueIndex:
 
     # -- writing (under the lock) ---------------------------------------------------
     def add(self, supers: dict[str, frozenset[str]]) -> None:
-        """Register each atom of ``supers`` with the forms that hold it."""
+        """Register each atom of ``supers`` with the forms that hold it (filed lazily)."""
+        longest = max(map(len, itertools.chain.from_iterable(supers.values())), default=0)
         with self._lock:
-            known = self._supers
-            for atom, forms in supers.items():
-                held = known.get(atom)
-                if held is None:
-                    known[atom] = [forms]
-                    self._file(atom, add=True)
-                    if len(known) > self._peak:
-                        self._peak = len(known)
-                else:
-                    held.append(forms)
-                longest = max(map(len, forms))
-                if longest > self.longest:
-                    self.longest = longest
-            self._refresh()
+            if longest > self.longest:
+                self.longest = longest
+            waiting = self._waiting
+            held = waiting.get(id(supers))
+            waiting[id(supers)] = (supers, 1 if held is None else held[1] + 1)
+            if len(waiting) >= FILE_AT:
+                self._file_waiting(parked=False)
 
-    def remove(self, supers: dict[str, frozenset[str]]) -> None:
-        """Undo one :meth:`add` of ``supers``."""
+    def _file_waiting(self, *, parked: bool) -> None:
+        # Emptied only once all is filed: a lock-free search that finds nothing waiting
+        # must find everything filed.
+        queues = (self._waiting, self._parked) if parked else (self._waiting,)
+        for queue in queues:
+            for supers, count in list(queue.values()):
+                for _ in range(count):
+                    self._add_now(supers)
+        self._refresh()
+        self._waiting = {}
+        if parked:
+            self._parked = {}
+
+    def file_waiting(self) -> None:
+        """File every waiting and parked registration now (every search does this first)."""
         with self._lock:
-            known = self._supers
-            for atom, forms in supers.items():
-                held = known.get(atom)
-                if held is None:
-                    continue
-                if len(held) > 1:
-                    held.remove(forms)
-                    continue
-                del known[atom]
-                self._file(atom, add=False)
-            if self._peak > 1024 and len(known) < self._peak // 4:
-                self._supers = dict(known)  # give the table back (dicts never shrink)
-                self._peak = len(self._supers)
-            self._refresh()
+            if self._waiting or self._parked:
+                self._file_waiting(parked=True)
+
+    def park(self, supers: _Supers) -> _Supers:
+        """Keep ``supers`` (added before) registered, out of the grams until a search.
+
+        Returns what stands for it from now on (pass that to :meth:`remove`): a compact
+        fresh copy when it was filed.
+        """
+        with self._lock:
+            key = id(supers)
+            held = self._waiting.get(key)
+            if held is not None and held[0] is supers:
+                if held[1] > 1:
+                    self._waiting[key] = (supers, held[1] - 1)
+                else:
+                    del self._waiting[key]
+                kept = supers
+            else:
+                self._remove_now(supers)
+                kept = _fresh(supers)
+            parked = self._parked.get(id(kept))
+            self._parked[id(kept)] = (kept, 1 if parked is None else parked[1] + 1)
+            return kept
+
+    def _add_now(self, supers: dict[str, frozenset[str]]) -> None:
+        known = self._supers
+        for atom, forms in supers.items():
+            held = known.get(atom)
+            if held is None:
+                known[atom] = [forms]
+                self._file(atom, add=True)
+                if len(known) > self._peak:
+                    self._peak = len(known)
+            else:
+                held.append(forms)
+
+    def remove(self, supers: _Supers) -> None:
+        """Undo one :meth:`add` (or :meth:`park`) of ``supers``."""
+        with self._lock:
+            for queue in (self._waiting, self._parked):
+                held = queue.get(id(supers))
+                if held is not None and held[0] is supers:
+                    if held[1] > 1:
+                        queue[id(supers)] = (supers, held[1] - 1)
+                    else:
+                        del queue[id(supers)]
+                    return
+            self._remove_now(supers)
+
+    def _remove_now(self, supers: _Supers) -> None:
+        known = self._supers
+        for atom, forms in supers.items():
+            held = known.get(atom)
+            if held is None:
+                continue
+            if len(held) > 1:
+                held.remove(forms)
+                continue
+            del known[atom]
+            self._file(atom, add=False)
+        if self._peak > 1024 and len(known) < self._peak // 4:
+            self._supers = dict(known)  # give the table back (dicts never shrink)
+            self._peak = len(self._supers)
+        self._refresh()
 
     def _file(self, atom: str, *, add: bool) -> None:
         for tier in self._tiers:
@@ -234,6 +311,7 @@ class ValueIndex:
                 self._short_re = re.compile("|".join(map(re.escape, alternatives)))
 
     def __len__(self) -> int:
+        self.file_waiting()
         return len(self._supers)
 
     # -- reading (lock-free: every structure is swapped or updated atomically) ---------
@@ -259,6 +337,8 @@ class ValueIndex:
         The common case (nothing registered is there, no escape character) is inlined: one
         ``isdisjoint`` per tier, at C speed, and four substring tests.
         """
+        if self._waiting or self._parked:
+            self.file_waiting()
         active, short = self._active, self._short_re
         if not active and short is None:
             return None
@@ -309,6 +389,16 @@ class ValueIndex:
         for form in ordered:
             text = text.replace(form, REDACTED)
         return text
+
+
+def _copy(text: str) -> str:
+    # A new string object (slicing a whole string returns the same one).
+    return (text + " ")[:-1]
+
+
+def _fresh(supers: _Supers) -> _Supers:
+    """A copy of ``supers`` made of new objects, allocated together."""
+    return {_copy(atom): frozenset(map(_copy, forms)) for atom, forms in supers.items()}
 
 
 def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:

@@ -97,7 +97,8 @@ class Redactor:
             for supers in new:
                 self._index.add(supers)  # registered before anything old is let go
             gone = [current.pop(v) for v in list(current) if v not in wanted] if replace else []
-            current.update(wanted)
+            # A value already held keeps its registration (the index knows that object).
+            current.update((v, s) for v, s in wanted.items() if v not in current)
             for supers in gone:
                 self._index.remove(supers)
             self._watch(owner, key)
@@ -135,7 +136,9 @@ class Redactor:
         if not values:
             return
         if grace and self._grace_seconds > 0 and self._grace_max > 0:
-            self._grace.append((self._clock() + self._grace_seconds, list(values.values())))
+            # Parked: out of the grams until a search needs them, as compact copies.
+            kept = [self._index.park(supers) for supers in values.values()]
+            self._grace.append((self._clock() + self._grace_seconds, kept))
             while len(self._grace) > self._grace_max:
                 self._drop_graced(self._grace.popleft()[1])
         else:

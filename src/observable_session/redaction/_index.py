@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import re
 import threading
 from collections.abc import Iterable
 from typing import Final
 
 from ._decode import MAX_ROUNDS, decode, decode_mapped, has_escapes
+from ._grace import GracePool
 from ._names import REDACTED
 
 __all__ = ["FILE_AT", "ValueIndex"]
@@ -176,8 +178,8 @@ class ValueIndex:
         self._lock = threading.Lock()
         # id(supers) -> (supers, how many adds of it wait): registered, not yet filed.
         self._waiting: dict[int, tuple[_Supers, int]] = {}
-        # The same for parked registrations (kept for a grace period), filed by a search.
-        self._parked: dict[int, tuple[_Supers, int]] = {}
+        #: Parked registrations (kept for a grace period), filed by the next search.
+        self.grace = GracePool()
         # atom -> the form sets of each registration holding it (its length is the refcount):
         # found via the atom, every form of them is replaced, longest first.
         self._supers: dict[str, list[frozenset[str]]] = {}
@@ -206,45 +208,59 @@ class ValueIndex:
     def _file_waiting(self, *, parked: bool) -> None:
         # Emptied only once all is filed: a lock-free search that finds nothing waiting
         # must find everything filed.
-        queues = (self._waiting, self._parked) if parked else (self._waiting,)
-        for queue in queues:
-            for supers, count in list(queue.values()):
-                for _ in range(count):
+        for supers, count in list(self._waiting.values()):
+            for _ in range(count):
+                self._add_now(supers)
+        grace = self.grace
+        if parked:
+            for token in grace.waiting():
+                for supers in _entries_of(token):
                     self._add_now(supers)
         self._refresh()
         self._waiting = {}
         if parked:
-            self._parked = {}
+            grace.filed = len(grace)
 
     def file_waiting(self) -> None:
         """File every waiting and parked registration now (every search does this first)."""
         with self._lock:
-            if self._waiting or self._parked:
+            if self._waiting or self.grace.filed < len(self.grace):
                 self._file_waiting(parked=True)
 
-    def park(self, supers: _Supers) -> _Supers:
-        """Keep ``supers`` (added before) registered, out of the grams until a search.
+    def park(self, entries: list[_Supers], expiry: float) -> None:
+        """Keep the registrations ``entries`` (each added before) until ``expiry``.
 
-        Returns what stands for it from now on (pass that to :meth:`remove`): a compact
-        fresh copy when it was filed.
+        They leave the grams (the next search files them again): kept as they are while
+        none was filed yet, else as one block holding a copy of them all.
         """
         with self._lock:
-            key = id(supers)
-            held = self._waiting.get(key)
-            if held is not None and held[0] is supers:
-                if held[1] > 1:
-                    self._waiting[key] = (supers, held[1] - 1)
+            filed = False
+            for supers in entries:
+                held = self._waiting.get(id(supers))
+                if held is not None and held[0] is supers:
+                    if held[1] > 1:
+                        self._waiting[id(supers)] = (supers, held[1] - 1)
+                    else:
+                        del self._waiting[id(supers)]
                 else:
-                    del self._waiting[key]
-                kept = supers
-            else:
-                self._remove_now(supers)
-                kept = _fresh(supers)
-            parked = self._parked.get(id(kept))
-            self._parked[id(kept)] = (kept, 1 if parked is None else parked[1] + 1)
-            return kept
+                    self._remove_now(supers)
+                    filed = True
+            self.grace.append(expiry, _block(entries) if filed else list(entries))
 
-    def _add_now(self, supers: dict[str, frozenset[str]]) -> None:
+    def compact(self) -> None:
+        """Turn every parked list of objects into one block (see :mod:`._grace`)."""
+        with self._lock:
+            self.grace.replace_entries(_compact)
+
+    def drop_oldest(self) -> None:
+        """Let go of the oldest parked registrations."""
+        with self._lock:
+            token, filed = self.grace.popleft()
+            if filed:
+                for supers in _entries_of(token):
+                    self._remove_now(supers)
+
+    def _add_now(self, supers: _Supers) -> None:
         known = self._supers
         for atom, forms in supers.items():
             held = known.get(atom)
@@ -257,16 +273,15 @@ class ValueIndex:
                 held.append(forms)
 
     def remove(self, supers: _Supers) -> None:
-        """Undo one :meth:`add` (or :meth:`park`) of ``supers``."""
+        """Undo one :meth:`add` of ``supers``."""
         with self._lock:
-            for queue in (self._waiting, self._parked):
-                held = queue.get(id(supers))
-                if held is not None and held[0] is supers:
-                    if held[1] > 1:
-                        queue[id(supers)] = (supers, held[1] - 1)
-                    else:
-                        del queue[id(supers)]
-                    return
+            held = self._waiting.get(id(supers))
+            if held is not None and held[0] is supers:
+                if held[1] > 1:
+                    self._waiting[id(supers)] = (supers, held[1] - 1)
+                else:
+                    del self._waiting[id(supers)]
+                return
             self._remove_now(supers)
 
     def _remove_now(self, supers: _Supers) -> None:
@@ -337,7 +352,7 @@ class ValueIndex:
         The common case (nothing registered is there, no escape character) is inlined: one
         ``isdisjoint`` per tier, at C speed, and four substring tests.
         """
-        if self._waiting or self._parked:
+        if self._waiting or self.grace.filed < len(self.grace):
             self.file_waiting()
         active, short = self._active, self._short_re
         if not active and short is None:
@@ -391,14 +406,26 @@ class ValueIndex:
         return text
 
 
-def _copy(text: str) -> str:
-    # A new string object (slicing a whole string returns the same one).
-    return (text + " ")[:-1]
+# A block at least this long is one allocation of the system allocator, not a slot in a
+# pymalloc pool: freeing it returns it whole, and it pins no page of anyone else's objects.
+_BLOCK: Final = 520
 
 
-def _fresh(supers: _Supers) -> _Supers:
-    """A copy of ``supers`` made of new objects, allocated together."""
-    return {_copy(atom): frozenset(map(_copy, forms)) for atom, forms in supers.items()}
+def _block(entries: list[_Supers]) -> str:
+    """``entries`` as one string (JSON: any character survives)."""
+    text = json.dumps([[[atom, sorted(forms)] for atom, forms in s.items()] for s in entries])
+    return text.ljust(_BLOCK)
+
+
+def _compact(token: object) -> object:
+    return _block(token) if isinstance(token, list) else token
+
+
+def _entries_of(token: object) -> list[_Supers]:
+    if isinstance(token, list):
+        return token
+    assert isinstance(token, str)
+    return [{atom: frozenset(forms) for atom, forms in s} for s in json.loads(token)]
 
 
 def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:

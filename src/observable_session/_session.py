@@ -152,7 +152,7 @@ class Session(requests.Session):
         )
         _config.check_headers(headers)
         _config.check_mapping("auth_headers", auth_headers)
-        _config.check_timeout(timeout)
+        checked_timeout = _config.check_timeout(timeout)
         _config.check_bool("raise_for_status", raise_for_status)
         _config.check_callable("sleep", sleep)
         _config.check_provider("tracer_provider", tracer_provider, "get_tracer")
@@ -192,11 +192,12 @@ class Session(requests.Session):
         self._auth_origins = origins
         self._policy = policy
         self._overload = overload
-        self.timeout = timeout
-        self.deadline = deadline
-        self.raise_for_status = raise_for_status
+        # Checked above: set directly (the setters would check each a second time).
+        self._timeout = checked_timeout
+        self._deadline = deadline
+        self._raise_for_status = raise_for_status
         self._sleep = sleep
-        self.error_body_limit = error_body_limit
+        self._error_body_limit = error_body_limit
         self._telemetry = Telemetry(tracer_provider, meter_provider)
         self._targets = TargetCache()
         self._prepared_urls: dict[str, str] = {}

@@ -180,6 +180,8 @@ class ValueIndex:
         self._waiting: dict[int, tuple[_Supers, int]] = {}
         #: Parked registrations (kept for a grace period), filed by the next search.
         self.grace = GracePool()
+        #: Whether anything waits or is parked (one attribute for every search to read).
+        self.unfiled = False
         # atom -> the form sets of each registration holding it (its length is the refcount):
         # found via the atom, every form of them is replaced, longest first.
         self._supers: dict[str, list[frozenset[str]]] = {}
@@ -202,6 +204,7 @@ class ValueIndex:
             waiting = self._waiting
             held = waiting.get(id(supers))
             waiting[id(supers)] = (supers, 1 if held is None else held[1] + 1)
+            self.unfiled = True
             if len(waiting) >= FILE_AT:
                 self._file_waiting(parked=False)
 
@@ -220,11 +223,12 @@ class ValueIndex:
         self._waiting = {}
         if parked:
             grace.filed = len(grace)
+            self.unfiled = False
 
     def file_waiting(self) -> None:
         """File every waiting and parked registration now (every search does this first)."""
         with self._lock:
-            if self._waiting or self.grace.filed < len(self.grace):
+            if self.unfiled:
                 self._file_waiting(parked=True)
 
     def park(self, entries: list[_Supers], expiry: float) -> None:
@@ -246,6 +250,7 @@ class ValueIndex:
                     self._remove_now(supers)
                     filed = True
             self.grace.append(expiry, _block(entries) if filed else list(entries))
+            self.unfiled = True
 
     def compact(self) -> None:
         """Turn every parked list of objects into one block (see :mod:`._grace`)."""
@@ -352,7 +357,7 @@ class ValueIndex:
         The common case (nothing registered is there, no escape character) is inlined: one
         ``isdisjoint`` per tier, at C speed, and four substring tests.
         """
-        if self._waiting or self.grace.filed < len(self.grace):
+        if self.unfiled:
             self.file_waiting()
         active, short = self._active, self._short_re
         if not active and short is None:

@@ -38,7 +38,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
-from . import _bodies, _config, _deadline, _urls
+from . import _bodies, _config, _deadline, _reuse, _urls
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -145,23 +145,29 @@ class Session(requests.Session):
         **kwargs: Any,
     ) -> None:
         # Validate everything before touching any state: no half-built session.
-        base = _urls.validate_base_url(base_url) if base_url is not None else None
+        base = (
+            _reuse.reused("base_url", _urls.validate_base_url, base_url)
+            if base_url is not None
+            else None
+        )
         _config.check_headers(headers)
         _config.check_mapping("auth_headers", auth_headers)
-        _config.check_timeout(timeout)
+        checked_timeout = _config.check_timeout(timeout)
         _config.check_bool("raise_for_status", raise_for_status)
         _config.check_callable("sleep", sleep)
         _config.check_provider("tracer_provider", tracer_provider, "get_tracer")
         _config.check_provider("meter_provider", meter_provider, "get_meter")
         _config.check_byte_limit("error_body_limit", error_body_limit)
-        policy = RetryPolicy(
-            total=retries_total,
-            connect=retries_connect,
-            backoff_factor=backoff_factor,
-            backoff_max=backoff_max,
-            backoff_jitter=backoff_jitter,
-            retry_after_max=retry_after_max,
-            retry_post_on_status=retry_post_on_status,
+        policy = _reuse.reused(
+            "retry_policy",
+            RetryPolicy,
+            retries_total,
+            retries_connect,
+            backoff_factor,
+            backoff_max,
+            backoff_jitter,
+            retry_after_max,
+            retry_post_on_status,
         )
         overload = OverloadPolicy.build(
             retry_budget=RetryBudget() if retry_budget is KEEP else retry_budget,
@@ -170,7 +176,11 @@ class Session(requests.Session):
             retry_after_exceeded=retry_after_exceeded,
             retry_after_max=policy.retry_after_max,
         )
-        origins = self._check_origins(base, auth_origins)
+        origins = (
+            _reuse.reused("origins", self._check_origins, base)
+            if auth_origins is None
+            else self._check_origins(base, auth_origins)
+        )
         _config.check_deadline(deadline)
         credentials = Credentials()
         auth = AuthHeaders(auth_headers, credentials=credentials)
@@ -182,11 +192,12 @@ class Session(requests.Session):
         self._auth_origins = origins
         self._policy = policy
         self._overload = overload
-        self.timeout = timeout
-        self.deadline = deadline
-        self.raise_for_status = raise_for_status
+        # Checked above: set directly (the setters would check each a second time).
+        self._timeout = checked_timeout
+        self._deadline = deadline
+        self._raise_for_status = raise_for_status
         self._sleep = sleep
-        self.error_body_limit = error_body_limit
+        self._error_body_limit = error_body_limit
         self._telemetry = Telemetry(tracer_provider, meter_provider)
         self._targets = TargetCache()
         self._prepared_urls: dict[str, str] = {}
@@ -202,7 +213,7 @@ class Session(requests.Session):
 
     @staticmethod
     def _check_origins(
-        base: str | None, auth_origins: Iterable[str] | None
+        base: str | None, auth_origins: Iterable[str] | None = None
     ) -> frozenset[_urls.Origin]:
         origins: set[_urls.Origin] = set()
         if base is not None:
@@ -262,7 +273,10 @@ class Session(requests.Session):
     def headers(self, value: Any) -> None:
         if value is None:  # requests itself needs a mapping here
             raise InvalidConfigError("headers must be a mapping of header names to str values")
-        self._headers = _config.check_headers(value)
+        # The first assignment is requests.Session.__init__'s own default_headers(): known
+        # good, and checking it would cost a third of requests.Session() itself.
+        trusted = "_headers" not in self.__dict__ and type(value) is CaseInsensitiveDict
+        self._headers = value if trusted else _config.check_headers(value)
 
     @property
     def raise_for_status(self) -> bool:

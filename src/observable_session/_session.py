@@ -238,6 +238,7 @@ class Session(requests.Session):
         self._telemetry = Telemetry(tracer_provider, meter_provider)
         self._targets = TargetCache()
         self._prepared_urls: dict[str, str] = {}
+        self._prepared_headers: tuple[tuple[bool, tuple[Any, ...]], Any] | None = None
         self._ua_lock = threading.Lock()
         self._env = _Environment.read()
         self._closed = False
@@ -440,6 +441,7 @@ class Session(requests.Session):
         self._telemetry = Telemetry()
         self._targets = TargetCache()
         self._prepared_urls = {}
+        self._prepared_headers = None
         self._ua_lock = threading.Lock()
         self._env = _Environment.read()
         self._closed = False
@@ -568,23 +570,33 @@ class Session(requests.Session):
 
     def prepare_request(self, request: Request) -> PreparedRequest:
         """Prepare ``request`` as requests does, then add the auth headers where allowed."""
-        cookies = request.cookies or {}
-        if not isinstance(cookies, CookieJar):
-            cookies = cookiejar_from_dict(cookies)
-        merged_cookies = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies), cookies)
+        if not request.cookies and not self.cookies:
+            merged_cookies = RequestsCookieJar()  # what the two merges below give: empty
+        else:
+            cookies = request.cookies or {}
+            if not isinstance(cookies, CookieJar):
+                cookies = cookiejar_from_dict(cookies)
+            merged_cookies = merge_cookies(
+                merge_cookies(RequestsCookieJar(), self.cookies), cookies
+            )
         auth = request.auth
         if self.trust_env and not auth and not self.auth and self._env.netrc:
             auth = get_netrc_auth(request.url)
-        # PreparedRequest.prepare, step by step, with two shortcuts that change nothing:
-        # a URL without params is prepared once per session (parsing and requoting cost
-        # more than the rest of the preparation), and auth from the URL is looked for only
-        # when the URL has userinfo.
+        # PreparedRequest.prepare, step by step, with shortcuts that change nothing: a URL
+        # without params is prepared once per session (parsing and requoting cost more than
+        # the rest of the preparation); the session's headers, when the request adds none,
+        # are merged and validated once per change of them; an empty cookie jar makes no
+        # Cookie header (cookielib's lock, clock and request wrapper are skipped); and auth
+        # from the URL is looked for only when the URL has userinfo.
         prepared = PreparedRequest()
         prepared.prepare_method(request.method.upper() if request.method else request.method)
         params = _merge(request.params, self.params)
         self._prepare_url(prepared, request.url, params)
-        prepared.prepare_headers(_merge(request.headers, self.headers, CaseInsensitiveDict))
-        prepared.prepare_cookies(merged_cookies)
+        self._prepare_headers(prepared, request.headers)
+        if len(merged_cookies):
+            prepared.prepare_cookies(merged_cookies)
+        else:
+            prepared._cookies = merged_cookies  # type: ignore[attr-defined]
         prepared.prepare_body(request.data, request.files, request.json)
         auth = merge_setting(auth, self.auth)
         if auth is not None or "@" in (prepared.url or ""):
@@ -613,6 +625,31 @@ class Session(requests.Session):
         if len(self._prepared_urls) >= 512:
             self._prepared_urls = {}
         self._prepared_urls[url] = prepared.url or ""
+
+    def _prepare_headers(self, prepared: PreparedRequest, headers: Any) -> None:
+        """``prepared.prepare_headers`` of the merged headers, cached while the session's stay.
+
+        The cache key is the session headers' (name, value) pairs in order, so any change to
+        them (an item set, deleted, or the mapping replaced) misses; each request gets its
+        own copy, since auth, trace and idempotency headers are added to it afterwards.
+        """
+        session_headers = self.headers
+        if headers or type(session_headers) is not CaseInsensitiveDict:
+            prepared.prepare_headers(_merge(headers, session_headers, CaseInsensitiveDict))
+            return
+        raw: Any = session_headers  # requests' own storage: _store = {lower: (name, value)}
+        # ``headers=None`` keeps None values (requests' merge), ``{}`` drops them: both key.
+        key = (headers is None, tuple(raw._store.values()))
+        cached = self._prepared_headers
+        if cached is None or cached[0] != key:
+            prepared.prepare_headers(_merge(headers, session_headers, CaseInsensitiveDict))
+            assert prepared.headers is not None
+            built: Any = prepared.headers
+            self._prepared_headers = (key, built._store.copy())
+            return
+        fresh: Any = CaseInsensitiveDict()
+        fresh._store = cached[1].copy()
+        prepared.headers = fresh
 
     def _auth_allowed(self, url: str) -> bool:
         """Whether ``url``'s origin may receive the auth headers."""
@@ -774,7 +811,9 @@ class Session(requests.Session):
             # cookielib reads only these headers; skipping the jar otherwise saves its locks.
             extract_cookies_to_jar(self.cookies, request, r.raw)
         history: list[Response] = []
-        if allow_redirects and _may_follow(r, request):
+        # Asking for the target first skips resolve_redirects' generator and URL parsing on
+        # the usual, non-redirect response; the generator asks the same method again.
+        if allow_redirects and self.get_redirect_target(r) and _may_follow(r, request):
             previous, call.redirecting = call.redirecting, True
             try:
                 history = list(self.resolve_redirects(r, request, **kwargs))

@@ -84,12 +84,13 @@ def test_repr_escaped_form_is_masked() -> None:
 
 
 def test_basic_credential_decoded_and_parts_are_masked() -> None:
-    """For Basic, the decoded ``user:pass`` and each part of 4+ characters are masked."""
+    """For Basic, the decoded ``user:pass`` and the password are masked, the user alone not."""
     r = Redactor()
     owner = Owner()
     encoded = base64.b64encode(b"alice:hunter22").decode()
     r.set_secrets(owner, [f"Basic {encoded}"])
-    assert r.mask(f"{encoded} alice:hunter22 hunter22 alice") == " ".join([REDACTED] * 4)
+    masked = r.mask(f"{encoded} alice:hunter22 hunter22 alice")
+    assert masked == " ".join([REDACTED] * 3) + " alice"
 
 
 def test_short_forms_are_never_registered() -> None:
@@ -141,25 +142,62 @@ def test_set_secrets_replaces_the_owners_previous_values(redactor: Redactor) -> 
     assert redactor.mask(f"{TOKEN} rotated-Cred-9") == f"{TOKEN} {REDACTED}"
 
 
-def test_forget_drops_the_owners_values(redactor: Redactor) -> None:
-    """After forget, the owner's values are no longer masked."""
-    redactor.forget(redactor.owner)  # type: ignore[attr-defined]
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_forget_keeps_values_masked_for_the_grace_period() -> None:
+    """After forget, the owner's values stay masked until the grace period is over."""
+    clock = FakeClock()
+    r = Redactor(grace_seconds=600, clock=clock)
+    owner = Owner()
+    r.set_secrets(owner, [TOKEN])
+    r.forget(owner)
+    clock.now += 599
+    assert r.mask(TOKEN) == REDACTED
+    clock.now += 2
+    assert r.mask(TOKEN) == TOKEN
+
+
+def test_forget_without_grace_drops_the_values_at_once(redactor: Redactor) -> None:
+    """``forget(owner, grace=False)`` drops the values immediately."""
+    redactor.forget(redactor.owner, grace=False)  # type: ignore[attr-defined]
     assert redactor.mask(TOKEN) == TOKEN
 
 
-def test_values_are_forgotten_when_the_owner_is_collected() -> None:
-    """A garbage-collected owner's values are dropped."""
-    r = Redactor()
+def test_grace_keeps_a_bounded_number_of_owners() -> None:
+    """Past ``grace_max_owners`` forgotten owners, the oldest one's values go first."""
+    r = Redactor(grace_max_owners=2, clock=FakeClock())
+    owners = [Owner() for _ in range(3)]
+    values = [f"{TOKEN}-owner-{i}" for i in range(3)]
+    for owner, value in zip(owners, values, strict=True):
+        r.set_secrets(owner, [value])
+        r.forget(owner)
+    assert [r.mask(v) for v in values] == [values[0], REDACTED, REDACTED]
+
+
+def test_values_of_a_collected_owner_stay_masked_for_the_grace_period() -> None:
+    """A garbage-collected owner's values are masked for the grace period, then dropped."""
+    clock = FakeClock()
+    r = Redactor(clock=clock)
     owner = Owner()
     r.set_secrets(owner, [TOKEN])
     del owner
     gc.collect()
+    assert r.mask(TOKEN) == REDACTED
+    clock.now += 601
     assert r.mask(TOKEN) == TOKEN
 
 
 def test_owner_without_weakref_keeps_values_until_forget() -> None:
     """An owner that cannot be weakly referenced is supported; forget drops its values."""
-    r = Redactor()
+    r = Redactor(grace_seconds=0)
     owner = object()
     r.set_secrets(owner, [TOKEN])
     assert r.mask(TOKEN) == REDACTED
@@ -589,3 +627,18 @@ def test_reused_id_of_a_collected_owner_keeps_the_new_secrets() -> None:
             return
         del second
     pytest.skip("the allocator never reused the id in 50 trials")
+
+
+def test_set_grace_shortens_the_pool_at_once() -> None:
+    """set_grace applies to values already in the grace pool."""
+    r = Redactor(clock=FakeClock())
+    owners = [Owner() for _ in range(3)]
+    for i, owner in enumerate(owners):
+        r.set_secrets(owner, [f"{TOKEN}-grace-{i}"])
+        r.forget(owner)
+    r.set_grace(600, 1)
+    assert [r.mask(f"{TOKEN}-grace-{i}") for i in range(3)] == [
+        f"{TOKEN}-grace-0",
+        f"{TOKEN}-grace-1",
+        REDACTED,
+    ]

@@ -518,13 +518,13 @@ def test_shared_between_threads(upstream: Upstream) -> None:
     assert results == [200] * 80 and upstream.hits("/ok") == 80
 
 
-def test_closed_session_forgets_then_reregisters(upstream: Upstream) -> None:
-    """close() forgets the secrets; using the session again masks them again."""
+def test_closed_session_keeps_masking_then_reregisters(upstream: Upstream) -> None:
+    """After close() the secrets stay masked (grace period); reuse registers them again."""
     from observable_session.redaction import DEFAULT_REDACTOR
 
     s = make(upstream, auth_headers={"X-API-Key": "closing-secret-42"})
     s.close()
-    assert DEFAULT_REDACTOR.mask("closing-secret-42") == "closing-secret-42"
+    assert DEFAULT_REDACTOR.mask("closing-secret-42") == "REDACTED"
     upstream.script("/e", Echo(401))
     with pytest.raises(ApiHTTPError) as info:
         s.get("/e")
@@ -606,7 +606,7 @@ def test_relative_url_without_base_is_a_typed_error() -> None:
     assert info.value.attempts == 0 and KEY not in full_traceback(info.value)
 
 
-def test_rotated_out_value_stays_masked_until_close() -> None:
+def test_rotated_out_value_stays_masked_through_close() -> None:
     """After rotation the old value is still masked (a request in flight may echo it)."""
     from observable_session.redaction import DEFAULT_REDACTOR
 
@@ -616,7 +616,7 @@ def test_rotated_out_value_stays_masked_until_close() -> None:
     s.auth_headers = {"X-API-Key": "third-secret-CCCC3333"}
     assert DEFAULT_REDACTOR.mask("old-secret-AAAA1111") == "REDACTED"
     s.close()
-    assert DEFAULT_REDACTOR.mask("old-secret-AAAA1111") == "old-secret-AAAA1111"
+    assert DEFAULT_REDACTOR.mask("old-secret-AAAA1111") == "REDACTED"  # the grace period
 
 
 def test_307_with_generator_body_is_not_followed(upstream: Upstream) -> None:

@@ -6,8 +6,9 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping
 
+from ._credentials import Credentials
 from .errors import InvalidConfigError
-from .redaction import DEFAULT_REDACTOR, REDACTED
+from .redaction import REDACTED
 
 MIN_SECRET_LENGTH = 4
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -34,47 +35,31 @@ def check_auth_header(name: object, value: object) -> None:
 class AuthHeaders(MutableMapping[str, str]):
     """A case-insensitive mapping of auth header names to credentials.
 
-    Every value is validated when set and registered with the redactor at once, so a
-    rotated credential is masked everywhere from the moment it is assigned; ``repr`` shows
-    ``REDACTED`` for every value.
+    Every value is validated, then registered with the redactor (all its forms), and only
+    then made visible to requests: no request can send a value the redactor does not know.
+    Rotated-out and deleted values stay masked for the session's life (see
+    :mod:`observable_session._credentials`); ``repr`` shows ``REDACTED`` for every value.
     """
 
-    __slots__ = ("__weakref__", "_items", "_lock", "_retired")
-
-    # Rotated-out values stay masked (a request sent with one may still fail and echo it),
-    # up to this many, until the session is closed.
-    MAX_RETIRED = 64
+    __slots__ = ("__weakref__", "_credentials", "_items", "_lock")
 
     def __init__(
-        self, headers: Mapping[str, str] | None = None, *, retired: tuple[str, ...] = ()
+        self, headers: Mapping[str, str] | None = None, *, credentials: Credentials | None = None
     ) -> None:
         self._lock = threading.Lock()
         items: dict[str, tuple[str, str]] = {}
         for name, value in (headers or {}).items():
             check_auth_header(name, value)
             items[name.lower()] = (name, value)
+        self._credentials = Credentials() if credentials is None else credentials
+        self._credentials.register([value for _, value in items.values()])
         self._items = items
-        self._retired = retired[-self.MAX_RETIRED :]
-        self.publish()
 
-    def publish(self) -> None:
-        """Register the current and rotated-out values with the redactor."""
-        values = [value for _, value in self._items.values()]
-        DEFAULT_REDACTOR.set_secrets(self, [*values, *self._retired])
-
-    def values_ever(self) -> tuple[str, ...]:
-        """The current values and those rotated out: what must stay masked."""
-        return (*self._retired, *(value for _, value in self._items.values()))
-
-    def _retire(self, lowered: str) -> None:
-        old = self._items.get(lowered)
-        if old is not None:
-            self._retired = (*self._retired, old[1])[-self.MAX_RETIRED :]
-
-    def forget(self) -> None:
-        """Drop these values, rotated-out ones included, from the redactor (session closed)."""
-        self._retired = ()
-        DEFAULT_REDACTOR.forget(self)
+    def bind(self, credentials: Credentials) -> None:
+        """Register the values with ``credentials`` (a session's) from now on."""
+        with self._lock:
+            credentials.register([value for _, value in self._items.values()])
+            self._credentials = credentials
 
     def __getitem__(self, name: str) -> str:
         return self._items[name.lower()][1]
@@ -82,19 +67,16 @@ class AuthHeaders(MutableMapping[str, str]):
     def __setitem__(self, name: str, value: str) -> None:
         check_auth_header(name, value)
         with self._lock:
-            self._retire(name.lower())
+            self._credentials.register([value])  # before any request can read it
             items = dict(self._items)
             items[name.lower()] = (name, value)
             self._items = items
-            self.publish()
 
     def __delitem__(self, name: str) -> None:
         with self._lock:
-            self._retire(name.lower())
             items = dict(self._items)
             del items[name.lower()]
-            self._items = items
-            self.publish()
+            self._items = items  # the old value stays registered: a request may echo it
 
     def __iter__(self) -> Iterator[str]:
         return iter([name for name, _ in self._items.values()])

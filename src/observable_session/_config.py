@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from urllib3.util import Timeout
 
-from .errors import InvalidConfigError
+from .errors import InvalidConfigError, InvalidHeaderError
 
 DEFAULT_ERROR_BODY_LIMIT = 65536
 """Bytes of an error response's body read to build its message (and to drain it)."""
@@ -111,8 +111,11 @@ def check_timeout(value: object, name: str = "timeout") -> Any:
                 check_seconds(f"{name} ({label})", part, allow_zero=False)
         return value
     if not _is_number(value):
+        # "must be an int, float or None" is requests' wording, which callers (and requests'
+        # own suite) match on.
         raise InvalidConfigError(
-            f"{name} must be seconds > 0, a (connect, read) tuple or None, got {_type_name(value)}"
+            f"{name} must be an int, float or None (seconds > 0) or a (connect, read) tuple,"
+            f" got {_type_name(value)}"
         )
     check_seconds(name, value, allow_zero=False)
     return value
@@ -128,15 +131,15 @@ def check_headers(value: object, name: str = "headers") -> Mapping[Any, Any] | N
     for key, item in value.items():
         key_text = key.decode("latin-1") if isinstance(key, bytes) else key
         if not isinstance(key_text, str) or not _HEADER_NAME.match(key_text):
-            raise InvalidConfigError(f"{name} has an invalid header name")
+            raise InvalidHeaderError(f"{name} has an invalid header name")
         if item is None:  # requests: a None value removes the header for this request
             continue
         if isinstance(item, bytes):
             item = item.decode("latin-1")
         if not isinstance(item, str):
-            raise InvalidConfigError(f"{name}[{key_text!r}] must be a str, got {_type_name(item)}")
+            raise InvalidHeaderError(f"{name}[{key_text!r}] must be a str, got {_type_name(item)}")
         if _BAD_HEADER_VALUE.search(item) or item[:1].isspace():
-            raise InvalidConfigError(
+            raise InvalidHeaderError(
                 f"{name}[{key_text!r}] must not contain CR, LF or NUL, nor start with white space"
             )
     return value

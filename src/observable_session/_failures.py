@@ -7,32 +7,19 @@ cause is a masked copy of the original failure (see :mod:`observable_session.err
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-import requests
-from requests import Response
+from requests import PreparedRequest, Response
 
 from ._bodies import error_text
 from ._config import DEFAULT_ERROR_BODY_LIMIT
 from ._retry import error_type
-from .errors import (
-    ApiConnectionError,
-    ApiConnectTimeout,
-    ApiContentDecodingError,
-    ApiHTTPError,
-    ApiProxyError,
-    ApiReadTimeout,
-    ApiSSLError,
-    ApiTimeout,
-    ApiTooManyRedirects,
-    DeadlineExceeded,
-    InvalidURLError,
-    RequestsApiError,
-)
-from .redaction import DEFAULT_REDACTOR
+from .errors import ApiHTTPError, DeadlineExceeded, RequestsApiError, counterpart
+from .redaction import DEFAULT_REDACTOR, REDACTED
 
 if TYPE_CHECKING:
-    from ._session import _Call
+    from ._call import Call
 
 
 def http_error(response: Response, body_limit: int = DEFAULT_ERROR_BODY_LIMIT) -> ApiHTTPError:
@@ -49,7 +36,11 @@ def http_error(response: Response, body_limit: int = DEFAULT_ERROR_BODY_LIMIT) -
     if detail:
         message += f": {detail}"
     error = ApiHTTPError(
-        DEFAULT_REDACTOR.mask(message), response=response, attempts=attempts, history=history
+        DEFAULT_REDACTOR.mask(message),
+        response=response,
+        request=masked_request(response.request),
+        attempts=attempts,
+        history=history,
     )
     error.error_type = str(response.status_code)
     return error
@@ -81,42 +72,77 @@ def _masked_cut(text: str) -> str:
     Cut first, a secret the server placed across character 1000 would keep its first
     characters unmasked (the redactor only knows whole values).
     """
-    return DEFAULT_REDACTOR.mask(text)[:1000]
+    return DEFAULT_REDACTOR.mask_cut(text, 1000)
 
 
-_ERROR_CLASSES: tuple[tuple[type[BaseException], type[RequestsApiError]], ...] = (
-    (requests.exceptions.SSLError, ApiSSLError),
-    (requests.exceptions.ProxyError, ApiProxyError),
-    (requests.TooManyRedirects, ApiTooManyRedirects),
-    (requests.exceptions.ContentDecodingError, ApiContentDecodingError),
-    (requests.ConnectTimeout, ApiConnectTimeout),
-    (requests.ReadTimeout, ApiReadTimeout),
-    (requests.Timeout, ApiTimeout),
-    (requests.ConnectionError, ApiConnectionError),
-    (requests.exceptions.ChunkedEncodingError, ApiConnectionError),
-    (requests.exceptions.InvalidURL, InvalidURLError),
-    (requests.exceptions.InvalidSchema, InvalidURLError),
-    (requests.exceptions.MissingSchema, InvalidURLError),
-)
+def masked_request(
+    request: PreparedRequest | None, auth_names: Iterable[str] = ()
+) -> PreparedRequest | None:
+    """A copy of ``request`` for an error's ``.request``: credential headers and URL masked.
+
+    An error outlives its session, and a closed session's values leave the redactor's index,
+    so ``error.request.headers`` logged after ``close()`` would show them: the copy holds
+    ``REDACTED`` instead of every auth header of the session, every header with a sensitive
+    name (``Authorization``, ``Cookie``, ``*-Key``, ``*-Token``, ...) and every known secret.
+    """
+    if not isinstance(request, PreparedRequest):
+        return request
+    copy = request.copy()
+    names = {name.lower() for name in auth_names}
+    for name, value in list(copy.headers.items()):
+        if name.lower() in names or DEFAULT_REDACTOR.is_sensitive_name(name):
+            copy.headers[name] = REDACTED
+            continue
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        masked = DEFAULT_REDACTOR.mask(text)
+        if masked != text:
+            copy.headers[name] = masked
+    if copy.url:
+        copy.url = DEFAULT_REDACTOR.mask_url(copy.url)
+    return copy
+
+
+def _masked_args(error: BaseException) -> tuple[Any, ...]:
+    """``error.args`` as requests built them, masked: exceptions as masked copies."""
+    masked: list[Any] = []
+    for arg in error.args:
+        if isinstance(arg, BaseException):
+            masked.append(DEFAULT_REDACTOR.sanitize_exception(arg))
+        elif isinstance(arg, str):
+            masked.append(DEFAULT_REDACTOR.mask(arg))
+        else:
+            masked.append(DEFAULT_REDACTOR.mask(str(arg)))
+    return tuple(masked)
 
 
 def wrap(
-    error: BaseException, call: _Call | None, cls: type[RequestsApiError] | None = None
+    error: BaseException, call: Call | None, cls: type[RequestsApiError] | None = None
 ) -> RequestsApiError:
-    """Our typed, masked error for a requests failure; its cause is a masked copy."""
+    """Our typed, masked error for a requests failure; its cause is a masked copy.
+
+    The class is the counterpart of the failure's most specific requests class; ``args``,
+    ``request`` and ``response`` are the failure's (``args`` masked).
+    """
     if cls is None:
-        cls = RequestsApiError
-        for source, target in _ERROR_CLASSES:
-            if isinstance(error, source):
-                cls = target
-                break
+        cls = counterpart(type(error))
+    response = getattr(error, "response", None)
+    auth_names = list(call.session.auth_headers) if call is not None else []
+    request = masked_request(getattr(error, "request", None), auth_names)
+    args = _masked_args(error)
     if call is None:
         message = DEFAULT_REDACTOR.mask(f"request not sent: {error}")
-        exc = cls(message)
+        exc = cls(message, request=request, response=response, args=args)
     else:
         attempts = f" after {call.attempts} attempts" if call.attempts > 1 else ""
         message = DEFAULT_REDACTOR.mask(f"{call.method} failed{attempts}: {error}")
-        exc = cls(message, attempts=call.attempts, history=tuple(call.history))
+        exc = cls(
+            message,
+            request=request,
+            response=response,
+            attempts=call.attempts,
+            history=tuple(call.history),
+            args=args,
+        )
     exc.error_type = error_type(error)
     exc.__cause__ = DEFAULT_REDACTOR.sanitize_exception(error)
     exc.__suppress_context__ = True
@@ -124,7 +150,7 @@ def wrap(
 
 
 def deadline_error(
-    call: _Call, response: Response | None, error: BaseException | None
+    call: Call, response: Response | None, error: BaseException | None
 ) -> DeadlineExceeded:
     """The deadline ran out (or the next backoff would outlive it)."""
     last = f"; last: {response.status_code}" if response is not None else ""
@@ -136,6 +162,9 @@ def deadline_error(
     exc = DeadlineExceeded(
         DEFAULT_REDACTOR.mask(message),
         response=response,
+        request=masked_request(
+            response.request if response is not None else None, list(call.session.auth_headers)
+        ),
         attempts=call.attempts,
         history=tuple(call.history),
     )

@@ -11,17 +11,13 @@ this context instead of opening another, so hops are resends of the same logical
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
-from urllib.request import getproxies
 
 import requests
 from opentelemetry.metrics import MeterProvider
@@ -47,7 +43,13 @@ from . import _bodies, _config, _deadline, _urls
 if TYPE_CHECKING:
     from requests.sessions import _Settings
 from ._auth import AuthHeaders
+from ._call import ACTIVE as _ACTIVE
+from ._call import PENDING as _PENDING
+from ._call import Call as _Call
+from ._call import CallOptions as _CallOptions
 from ._config import DEFAULT_ERROR_BODY_LIMIT
+from ._credentials import Credentials, masked_unicode_error, origin_bound
+from ._environment import Environment as _Environment
 from ._failures import deadline_error, http_error, wrap
 from ._retry import RetryPolicy, error_type
 from ._version import __version__
@@ -61,7 +63,6 @@ from .policies import CircuitBreaker, RetryBudget
 from .policies._pipeline import (
     DENIED_BY_RETRY_AFTER,
     KEEP,
-    CallGuard,
     OverloadPolicy,
     annotate_response_error,
 )
@@ -77,58 +78,6 @@ DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"observable-session/{__version__}"
 
 _UNSET: Any = object()
-
-
-@dataclass(slots=True)
-class _CallOptions:
-    """What ``request()`` knows and ``send()`` needs: the route and the deadline."""
-
-    url_template: str | None
-    deadline: float | None
-    overload: OverloadPolicy | None = None
-
-
-@dataclass(slots=True)
-class _Call:
-    """The state of one logical request, shared by its attempts and redirect hops."""
-
-    session: Session
-    method: str
-    deadline: float | None
-    deadline_at: float | None
-    retry: Retry
-    recorder: CallRecorder
-    guard: CallGuard
-    attempts: int = 0
-    history: list[AttemptRecord] = field(default_factory=list)
-    redirecting: bool = False
-    watch: _deadline.Watch | None = None
-
-
-_PENDING: contextvars.ContextVar[_CallOptions | None] = contextvars.ContextVar(
-    "observable_session_pending", default=None
-)
-_ACTIVE: contextvars.ContextVar[_Call | None] = contextvars.ContextVar(
-    "observable_session_active", default=None
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Environment:
-    """What ``requests`` would read from the environment on every request, read once."""
-
-    proxies: Mapping[str, str]
-    ca_bundle: str | None
-    netrc: bool
-
-    @classmethod
-    def read(cls) -> _Environment:
-        netrc_paths = [os.environ.get("NETRC"), "~/.netrc", "~/_netrc"]
-        return cls(
-            proxies=dict(getproxies()),
-            ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"),
-            netrc=any(p and os.path.exists(os.path.expanduser(p)) for p in netrc_paths),
-        )
 
 
 class Session(requests.Session):
@@ -223,9 +172,12 @@ class Session(requests.Session):
         )
         origins = self._check_origins(base, auth_origins)
         _config.check_deadline(deadline)
-        auth = AuthHeaders(auth_headers)
+        credentials = Credentials()
+        auth = AuthHeaders(auth_headers, credentials=credentials)
+        credentials.register_url(base)
         super().__init__(*args, **kwargs)
         self._base_url = base
+        self._credentials = credentials
         self._auth_headers = auth
         self._auth_origins = origins
         self._policy = policy
@@ -240,7 +192,7 @@ class Session(requests.Session):
         self._prepared_urls: dict[str, str] = {}
         self._prepared_headers: tuple[tuple[bool, tuple[Any, ...]], Any] | None = None
         self._ua_lock = threading.Lock()
-        self._env = _Environment.read()
+        self._env_read: _Environment | None = None
         self._closed = False
         if headers:
             self.headers.update(headers)
@@ -279,6 +231,7 @@ class Session(requests.Session):
             new_origin = _urls.origin_of(base)
             assert new_origin is not None
             origins.add(new_origin)
+        self._credentials.register_url(base)
         self._base_url = base
         self._auth_origins = frozenset(origins)
 
@@ -338,11 +291,9 @@ class Session(requests.Session):
     @auth_headers.setter
     def auth_headers(self, value: Mapping[str, str] | None) -> None:
         _config.check_mapping("auth_headers", value)
-        # The old values stay masked until the session is closed: a request already sent
-        # with them may still fail and have them echoed back.
-        new = AuthHeaders(value, retired=self._auth_headers.values_ever())
-        self._auth_headers.forget()
-        self._auth_headers = new
+        # The new values are registered before the mapping is swapped in; the old ones stay
+        # masked while the session lives: a request already sent may still echo them.
+        self._auth_headers = AuthHeaders(value, credentials=self._credentials)
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -376,11 +327,21 @@ class Session(requests.Session):
             self.headers["User-Agent"] = " ".join(tokens)
 
     def refresh_environment(self) -> None:
-        """Re-read proxy, CA bundle and netrc settings from the environment.
+        """Re-read proxy, CA bundle and netrc settings now.
 
-        Like httpx, the session reads them once, at creation, instead of on every request.
+        The session reads them at its first request and again when one of the proxy,
+        CA-bundle or ``NETRC`` variables changes; this also picks up the operating system's
+        proxy settings and a netrc file created since.
         """
-        self._env = _Environment.read()
+        self._env_read = _Environment.read()
+
+    @property
+    def _env(self) -> _Environment:
+        # Read at first use: creating and closing a session (one per job) stays cheap.
+        env = self._env_read
+        if env is None:
+            env = self._env_read = _Environment.read()
+        return env
 
     def mount(self, prefix: str | bytes, adapter: BaseAdapter) -> None:
         """Register an adapter; one whose own ``max_retries`` would retry is refused.
@@ -396,18 +357,21 @@ class Session(requests.Session):
         _deadline.install(adapter)  # so the deadline watchdog can shut its sockets
 
     def close(self) -> None:
-        """Close the adapters and forget this session's secrets in the redactor.
+        """Close the adapters; the redactor keeps this session's secrets for its grace period.
 
-        A closed session can still send (as requests allows); its secrets are then
-        registered again before the next request is prepared.
+        An error handled after ``with Session(...)`` is still masked (see
+        :data:`observable_session.redaction.GRACE_SECONDS`). A closed session can still
+        send (as requests allows); its secrets are then registered again before the next
+        request is prepared.
         """
         super().close()
-        self._auth_headers.forget()
+        self._credentials.close()
         self._closed = True
 
     def __repr__(self) -> str:
+        base = DEFAULT_REDACTOR.mask_url(self._base_url) if self._base_url else None
         return (
-            f"<{type(self).__module__.split('.')[0]}.Session base_url={self._base_url!r} "
+            f"<{type(self).__module__.split('.')[0]}.Session base_url={base!r} "
             f"auth_headers={self._auth_headers!r}>"
         )
 
@@ -435,6 +399,9 @@ class Session(requests.Session):
         for name in self._OWN_STATE:
             setattr(self, name, state.pop(name))
         super().__setstate__(state)  # type: ignore[misc]
+        self._credentials = Credentials()
+        self._credentials.register_url(self._base_url)
+        self._auth_headers.bind(self._credentials)
         for adapter in self.adapters.values():
             _deadline.install(adapter)
         self._sleep = time.sleep
@@ -443,7 +410,7 @@ class Session(requests.Session):
         self._prepared_urls = {}
         self._prepared_headers = None
         self._ua_lock = threading.Lock()
-        self._env = _Environment.read()
+        self._env_read = None
         self._closed = False
 
     # -- preparing ----------------------------------------------------------------------
@@ -503,14 +470,21 @@ class Session(requests.Session):
         options = _CallOptions(route, self.deadline if deadline is _UNSET else deadline, overload)
         token = _PENDING.set(options)
         failure: RequestsApiError | None = None
+        unencodable: UnicodeEncodeError | None = None
         try:
             response = super().request(method, full_url, *args, **kwargs)
         except RequestsApiError:
             raise
         except requests.RequestException as exc:  # raised while preparing: nothing was sent
             failure = wrap(exc, None)
+        except UnicodeEncodeError as exc:  # a credential requests cannot encode (Basic auth)
+            unencodable = masked_unicode_error(exc)
+            if unencodable is None:
+                raise
         finally:
             _PENDING.reset(token)
+        if unencodable is not None:
+            raise unencodable  # outside the handler: the original is not even its __context__
         if failure is not None:
             raise failure
         should_raise = self.raise_for_status if raise_for_status is None else raise_for_status
@@ -579,9 +553,11 @@ class Session(requests.Session):
             merged_cookies = merge_cookies(
                 merge_cookies(RequestsCookieJar(), self.cookies), cookies
             )
-        auth = request.auth
-        if self.trust_env and not auth and not self.auth and self._env.netrc:
-            auth = get_netrc_auth(request.url)
+        credentials = self._credentials
+        if self._closed:
+            self._auth_headers.bind(credentials)
+            credentials.register_url(self._base_url)
+            self._closed = False
         # PreparedRequest.prepare, step by step, with shortcuts that change nothing: a URL
         # without params is prepared once per session (parsing and requoting cost more than
         # the rest of the preparation); the session's headers, when the request adds none,
@@ -592,20 +568,35 @@ class Session(requests.Session):
         prepared.prepare_method(request.method.upper() if request.method else request.method)
         params = _merge(request.params, self.params)
         self._prepare_url(prepared, request.url, params)
-        self._prepare_headers(prepared, request.headers)
+        allowed = bool(prepared.url) and self._auth_allowed(prepared.url or "")
+        self._prepare_headers(prepared, request.headers, credentials)
+        if not allowed:
+            # Credential headers follow the auth_headers origin rule, wherever they were set.
+            for name in [n for n in prepared.headers if origin_bound(n)]:
+                del prepared.headers[name]
         if len(merged_cookies):
             prepared.prepare_cookies(merged_cookies)
         else:
             prepared._cookies = merged_cookies  # type: ignore[attr-defined]
         prepared.prepare_body(request.data, request.files, request.json)
-        auth = merge_setting(auth, self.auth)
+        auth = merge_setting(request.auth, self.auth) if allowed else None
+        if auth is None and self.trust_env:
+            # requests calls this name on every request, probing netrc files each time; the
+            # session calls it when a netrc file existed at the last environment read, or
+            # when someone replaced it (as tests do), so a replacement behaves as in requests.
+            # netrc credentials are the host's own: they apply on any origin.
+            netrc_auth = requests.sessions.get_netrc_auth
+            if self._env.netrc or netrc_auth is not get_netrc_auth:
+                auth = netrc_auth(request.url)
+        if auth is not None:
+            credentials.register_auth(auth)  # a Digest password never reaches the headers
         if auth is not None or "@" in (prepared.url or ""):
+            credentials.register_url(prepared.url)
             prepared.prepare_auth(auth, request.url)
         prepared.prepare_hooks(merge_hooks(request.hooks, self.hooks))
-        if self._closed:
-            self._auth_headers.publish()
-            self._closed = False
-        if prepared.url and self._auth_allowed(prepared.url):
+        if self.cookies._cookies:  # type: ignore[attr-defined]
+            credentials.register_jar(self.cookies)
+        if allowed:
             explicit = {k.lower() for k in (request.headers or {})}
             for name, value in self._auth_headers.pairs():
                 if name.lower() not in explicit:
@@ -626,29 +617,39 @@ class Session(requests.Session):
             self._prepared_urls = {}
         self._prepared_urls[url] = prepared.url or ""
 
-    def _prepare_headers(self, prepared: PreparedRequest, headers: Any) -> None:
+    def _prepare_headers(
+        self, prepared: PreparedRequest, headers: Any, credentials: Credentials
+    ) -> None:
         """``prepared.prepare_headers`` of the merged headers, cached while the session's stay.
 
         The cache key is the session headers' (name, value) pairs in order, so any change to
         them (an item set, deleted, or the mapping replaced) misses; each request gets its
-        own copy, since auth, trace and idempotency headers are added to it afterwards.
+        own copy, since auth, trace and idempotency headers are added to it afterwards. The
+        sensitive values are registered on every request, hit or miss (a closed session's
+        registry starts empty), and before requests validates them: its error quotes a
+        value it refuses.
         """
         session_headers = self.headers
         if headers or type(session_headers) is not CaseInsensitiveDict:
-            prepared.prepare_headers(_merge(headers, session_headers, CaseInsensitiveDict))
+            merged = _merge(headers, session_headers, CaseInsensitiveDict)
+            credentials.register_headers(merged)
+            prepared.prepare_headers(merged)
             return
         raw: Any = session_headers  # requests' own storage: _store = {lower: (name, value)}
         # ``headers=None`` keeps None values (requests' merge), ``{}`` drops them: both key.
         key = (headers is None, tuple(raw._store.values()))
         cached = self._prepared_headers
         if cached is None or cached[0] != key:
-            prepared.prepare_headers(_merge(headers, session_headers, CaseInsensitiveDict))
+            merged = _merge(headers, session_headers, CaseInsensitiveDict)
+            credentials.register_headers(merged)
+            prepared.prepare_headers(merged)
             assert prepared.headers is not None
             built: Any = prepared.headers
             self._prepared_headers = (key, built._store.copy())
             return
         fresh: Any = CaseInsensitiveDict()
         fresh._store = cached[1].copy()
+        credentials.register_headers(fresh)  # the same pairs as the merge, None values aside
         prepared.headers = fresh
 
     def _auth_allowed(self, url: str) -> bool:
@@ -658,14 +659,24 @@ class Session(requests.Session):
         return _urls.origin_of(url) in self._auth_origins
 
     def rebuild_auth(self, prepared_request: PreparedRequest, response: Response) -> None:
-        """On a redirect, strip every auth header (not only Authorization) off-origin."""
-        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        """On a redirect off-origin, strip every credential header, not only Authorization.
+
+        The auth headers and every sensitive-named header (``X-API-Key``, ``session.auth``'s
+        Authorization ...) go only to the base origin and ``auth_origins``; a change of
+        scheme, host or port is a change of origin. Jar cookies follow RFC 6265 instead.
+        """
         old = _urls.origin_of(response.request.url or "")
-        new_url = prepared_request.url or ""
-        new = _urls.origin_of(new_url)
+        new = _urls.origin_of(prepared_request.url or "")
         if new != old and not (self._auth_origins and new in self._auth_origins):
+            jar_cookie = prepared_request.headers.get("Cookie")
+            for name in [n for n in prepared_request.headers if origin_bound(n)]:
+                del prepared_request.headers[name]
             for name in self._auth_headers:
                 prepared_request.headers.pop(name, None)
+            if jar_cookie is not None and prepared_request._cookies:  # type: ignore[attr-defined]
+                # resolve_redirects rebuilt Cookie from the jar for this URL: keep it.
+                prepared_request.headers["Cookie"] = jar_cookie
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
 
     def merge_environment_settings(
         self,
@@ -675,12 +686,14 @@ class Session(requests.Session):
         verify: Any,
         cert: Any,
     ) -> _Settings:
-        """Merge settings as requests does, from the environment read at creation."""
-        if self.trust_env and self._env.proxies:
-            # Proxies are configured: let requests apply no_proxy rules exactly.
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if self.trust_env and (verify is True or verify is None) and self._env.ca_bundle:
-            verify = self._env.ca_bundle
+        """Merge settings as requests does; the environment is re-read only when it changed."""
+        if self.trust_env:
+            env = self._env_read = self._env.current()
+            if env.proxies:
+                # Proxies are configured: let requests apply no_proxy rules exactly.
+                return super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if (verify is True or verify is None) and env.ca_bundle:
+                verify = env.ca_bundle
         return {
             "proxies": _merge(proxies, self.proxies),
             "stream": merge_setting(stream, self.stream),
@@ -757,6 +770,7 @@ class Session(requests.Session):
         token = _ACTIVE.set(call)
         response: Response | None = None
         failure: BaseException | None = None
+        unencodable: UnicodeEncodeError | None = None
         watched = _deadline.start(call.deadline_at)
         call.watch = watched[0] if watched is not None else None
         try:
@@ -767,10 +781,14 @@ class Session(requests.Session):
             failure = wrap(exc, call)
         except BaseException as exc:
             call.recorder.end(None, error_type(exc), call.attempts, time.perf_counter() - start)
-            raise
+            unencodable = masked_unicode_error(exc)
+            if unencodable is None:
+                raise
         finally:
             _deadline.stop(watched)
             _ACTIVE.reset(token)
+        if unencodable is not None:
+            raise unencodable  # outside the handler: the original is not even its __context__
         status = response.status_code if response is not None else None
         if failure is not None:
             status = getattr(failure, "status_code", None)
@@ -792,11 +810,17 @@ class Session(requests.Session):
         kwargs.setdefault("verify", self.verify)
         kwargs.setdefault("cert", self.cert)
         if "proxies" not in kwargs:
+            if self.trust_env:
+                self._env_read = self._env.current()
             kwargs["proxies"] = (
                 resolve_proxies(request, dict(self.proxies), self.trust_env)
                 if self.trust_env and self._env.proxies
                 else dict(self.proxies or {})
             )
+        # Every hop passes here (a prepared request sent directly, a redirect): what it
+        # carries is registered before it goes on the wire.
+        self._credentials.register_headers(request.headers)
+        self._credentials.register_proxies(kwargs["proxies"])
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         allow_redirects = kwargs.pop("allow_redirects", True)
@@ -810,6 +834,7 @@ class Session(requests.Session):
         if "set-cookie" in r.headers or "set-cookie2" in r.headers:
             # cookielib reads only these headers; skipping the jar otherwise saves its locks.
             extract_cookies_to_jar(self.cookies, request, r.raw)
+            self._credentials.register_jar(self.cookies)
         history: list[Response] = []
         # Asking for the target first skips resolve_redirects' generator and URL parsing on
         # the usual, non-redirect response; the generator asks the same method again.
@@ -927,8 +952,10 @@ class Session(requests.Session):
         error: requests.RequestException | None = None
         try:
             response = adapter.send(request, **kwargs)
-            if not kwargs.get("stream"):
-                response.content  # noqa: B018 - a truncated body is this attempt's failure
+            if not kwargs.get("stream") and not response.is_redirect:
+                # A truncated body is this attempt's failure. A redirect's body is left to
+                # resolve_redirects, which (as requests) never fails a call on decoding it.
+                response.content  # noqa: B018
         except requests.RequestException as exc:
             error = _as_read_timeout(exc)
             if response is not None:

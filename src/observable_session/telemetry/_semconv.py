@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from ..redaction._names import REDACTED as REDACTED  # redaction stands below telemetry
+
 SCOPE_NAME: Final = "observable_session"
 
 # -- attributes from the HTTP and URL conventions ------------------------------------
@@ -97,9 +99,6 @@ WAIT_DURATION_BUCKETS: Final = (
     3600.0,
 )
 WAIT_POLLS_BUCKETS: Final = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
-
-# The value that stands in for anything redacted.
-REDACTED: Final = "REDACTED"
 
 # -- overload protection (retry budget, circuit breaker, idempotency keys) -------------
 RETRY_DENIED_EVENT: Final = "observable_session.retry.denied"

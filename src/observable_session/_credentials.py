@@ -1,0 +1,217 @@
+"""Every credential a session puts on the wire, known to the redactor by value.
+
+One :class:`Credentials` per session is the redactor's owner of that session's values. A
+value is registered (all its forms) before a request can carry it: auth header values when
+they are assigned, everything else (sensitive-named headers from ``session.headers`` or a
+call's ``headers=``, the Basic header and password of ``auth``/netrc, Digest passwords, URL
+and proxy userinfo, cookie values) in ``prepare_request`` and on the send path, the one
+place every request passes. A value stays registered for the session's whole life, within
+:data:`MAX_BYTES` of credential text (the least recently sent values go first beyond that:
+a byte bound, whatever the number of rotations); after ``close()`` or collection the
+redactor keeps them masked for its grace period.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+from .redaction import DEFAULT_REDACTOR
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_COOKIE_BYTES",
+    "MIN_COOKIE_LENGTH",
+    "Credentials",
+    "masked_unicode_error",
+    "origin_bound",
+]
+
+#: Credential text a session keeps masked while it lives (auth values, headers, passwords).
+MAX_BYTES: Final = 64 * 1024
+#: Cookie values a session keeps masked while it lives (a separate budget: a server that
+#: sets many cookies cannot push the auth values out).
+MAX_COOKIE_BYTES: Final = 16 * 1024
+#: Shorter cookie values (flags such as ``1`` or ``true``) are not masked.
+MIN_COOKIE_LENGTH: Final = 8
+MIN_VALUE_LENGTH: Final = 4
+# Proxy-Authorization goes to the proxy, and the jar's Cookie header follows RFC 6265:
+# neither is stripped by the origin rule for credential headers.
+_NOT_ORIGIN_BOUND: Final = frozenset({"proxy-authorization"})
+
+
+class _Budget:
+    """Values in least-recently-registered order, within a byte budget."""
+
+    __slots__ = ("limit", "size", "values")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.values: dict[str, int] = {}
+
+    def add(self, value: str, tick: int) -> list[str]:
+        """Add ``value``; the values evicted to stay within the budget."""
+        self.values[value] = tick
+        self.size += len(value)
+        evicted: list[str] = []
+        if self.size > self.limit:
+            for old, _ in sorted(self.values.items(), key=lambda kv: kv[1]):
+                if self.size <= self.limit or old == value:
+                    break
+                del self.values[old]
+                self.size -= len(old)
+                evicted.append(old)
+        return evicted
+
+
+class Credentials:
+    """The redactor's owner of one session's credential values."""
+
+    __slots__ = ("__weakref__", "_budgets", "_lock", "_tick")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._budgets = (_Budget(MAX_BYTES), _Budget(MAX_COOKIE_BYTES))
+        self._tick = itertools.count()
+
+    def register(self, values: Iterable[str], *, cookies: bool = False) -> None:
+        """Mask ``values`` from now on; returns once every form of each is registered."""
+        budget = self._budgets[1 if cookies else 0]
+        known = budget.values
+        fresh = []
+        for value in values:
+            if value in known:
+                known[value] = next(self._tick)  # recently sent: the last to be let go
+            elif type(value) is str and len(value) >= MIN_VALUE_LENGTH:
+                fresh.append(value)
+        if not fresh:
+            return
+        with self._lock:
+            evicted: list[str] = []
+            for value in fresh:
+                evicted += budget.add(value, next(self._tick))
+            if evicted:
+                everything = [v for b in self._budgets for v in b.values]
+                DEFAULT_REDACTOR.set_secrets(self, everything)
+            else:
+                DEFAULT_REDACTOR.add_secrets(self, fresh)
+
+    def values(self) -> list[str]:
+        """Every value registered (for tests and the proof)."""
+        return [v for b in self._budgets for v in b.values]
+
+    def close(self) -> None:
+        """The session closed: the redactor keeps the values masked for its grace period."""
+        with self._lock:
+            for budget in self._budgets:
+                budget.values.clear()
+                budget.size = 0
+            DEFAULT_REDACTOR.forget(self)
+
+    # -- what a request carries ----------------------------------------------------------
+    def register_headers(self, headers: Mapping[str, Any]) -> None:
+        """Register the values of the sensitive-named ``headers`` (cookie pairs one by one)."""
+        sensitive = DEFAULT_REDACTOR.is_sensitive_name
+        found: list[str] = []
+        cookies: list[str] = []
+        for name, value in headers.items():
+            if not sensitive(name):
+                continue
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
+            if not isinstance(text, str):
+                continue
+            if name.lower() in ("cookie", "set-cookie"):
+                cookies.append(text)
+                cookies.extend(_cookie_values(text))
+            else:
+                found.append(text)
+        self.register(found)
+        if cookies:
+            self.register(cookies, cookies=True)
+
+    def register_auth(self, auth: object) -> None:
+        """Register the password of a ``(user, password)`` tuple or an auth object."""
+        if isinstance(auth, tuple) and len(auth) == 2:
+            user, password = auth
+        else:
+            user, password = getattr(auth, "username", None), getattr(auth, "password", None)
+        pair = [_text(user), _text(password)]
+        if pair[1] is None:
+            return
+        values = [pair[1]]
+        if pair[0] is not None:
+            joined = f"{pair[0]}:{pair[1]}"
+            values += [joined, "Basic " + _b64(joined)]
+        self.register(values)
+
+    def register_url(self, url: str | None) -> None:
+        """Register the userinfo of ``url`` (a base URL, a request or a proxy URL)."""
+        if not url or "@" not in url:
+            return
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return
+        if parts.password is not None:
+            self.register_auth((unquote(parts.username or ""), unquote(parts.password)))
+            self.register([parts.password])
+        elif parts.username:
+            self.register([unquote(parts.username), parts.username])
+
+    def register_proxies(self, proxies: Mapping[str, Any] | None) -> None:
+        """Register the userinfo of every proxy URL."""
+        for url in (proxies or {}).values():
+            if isinstance(url, str) and "@" in url:
+                self.register_url(url)
+
+    def register_jar(self, jar: Iterable[Any]) -> None:
+        """Register the value of every cookie in ``jar``."""
+        values = [c.value for c in jar if isinstance(getattr(c, "value", None), str)]
+        self.register([v for v in values if len(v) >= MIN_COOKIE_LENGTH], cookies=True)
+
+
+def origin_bound(name: str) -> bool:
+    """Whether a header called ``name`` is a credential held to the auth origin rule."""
+    return name.lower() not in _NOT_ORIGIN_BOUND and DEFAULT_REDACTOR.is_sensitive_name(name)
+
+
+def masked_unicode_error(exc: BaseException) -> UnicodeEncodeError | None:
+    """A copy of a header-encoding error whose ``object`` (the whole value) is masked.
+
+    ``http.client`` refuses a header value outside latin-1 with a ``UnicodeEncodeError``
+    that carries the value in ``object`` (its ``repr`` and pickle show it). ``None`` when
+    ``exc`` is something else or holds nothing to mask.
+    """
+    if not isinstance(exc, UnicodeEncodeError) or not isinstance(exc.object, str):
+        return None
+    masked = DEFAULT_REDACTOR.mask(exc.object)
+    if masked == exc.object:
+        return None
+    end = min(exc.end, len(masked))
+    copy = UnicodeEncodeError(exc.encoding, masked, min(exc.start, end), end, exc.reason)
+    return copy.with_traceback(exc.__traceback__)
+
+
+def _cookie_values(header: str) -> list[str]:
+    values = []
+    for pair in header.split(";"):
+        _, sep, value = pair.partition("=")
+        value = value.strip().strip('"')
+        if sep and len(value) >= MIN_COOKIE_LENGTH:
+            values.append(value)
+    return values
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value if isinstance(value, str) else None
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("latin-1", "replace")).decode("ascii")

@@ -1,0 +1,98 @@
+"""The placeholder and the names whose values are secret, whatever the value.
+
+Names are matched case-insensitively with ``-`` and ``_`` ignored: ``Authorization``,
+``Proxy-Authorization``, ``Cookie``, ``Set-Cookie``, ``X-API-Key``, ``api-key``, the query keys
+the OpenTelemetry conventions redact, and any name containing ``token``, ``secret``,
+``password``, ``passwd`` or ``signature``. Names under ``observable_session.`` never are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+__all__ = [
+    "REDACTED",
+    "SENSITIVE_FRAGMENTS",
+    "SENSITIVE_NAMES",
+    "SENSITIVE_QUERY_KEYS",
+    "NameRules",
+]
+
+#: What every masked value, name or URL part is replaced with.
+REDACTED: Final = "REDACTED"
+
+#: Header and field names that are sensitive as a whole (compared after normalisation).
+SENSITIVE_NAMES: Final = (
+    "Authorization",
+    "Proxy-Authorization",
+    "Cookie",
+    "Set-Cookie",
+    "X-API-Key",
+    "api-key",
+)
+#: Query keys the OpenTelemetry conventions redact in ``url.full``, plus cloud signing keys.
+SENSITIVE_QUERY_KEYS: Final = (
+    "AWSAccessKeyId",
+    "Signature",
+    "sig",
+    "X-Goog-Signature",
+    "X-Goog-Credential",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+)
+#: A name containing any of these (after normalisation) is sensitive.
+SENSITIVE_FRAGMENTS: Final = ("token", "secret", "password", "passwd", "signature")
+
+_OWN_PREFIX: Final = "observable_session."
+_CACHE_MAX: Final = 4096
+
+
+def normalise(name: str) -> str:
+    """``name`` lower-cased with ``-`` and ``_`` removed."""
+    return name.lower().replace("-", "").replace("_", "")
+
+
+class NameRules:
+    """Which header, field, attribute or query names are sensitive; cached, extendable."""
+
+    __slots__ = ("_exact", "_fragments", "cache", "spellings")
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        #: The names as spelled, for the free-text query-key detector.
+        self.spellings = frozenset((*SENSITIVE_NAMES, *SENSITIVE_QUERY_KEYS, *extra))
+        self._exact = frozenset(normalise(n) for n in self.spellings)
+        self._fragments = tuple(normalise(f) for f in SENSITIVE_FRAGMENTS)
+        #: Name -> verdict; read directly by the hot paths.
+        self.cache: dict[str, bool] = {}
+
+    def extended(self, names: Iterable[str]) -> NameRules:
+        """A copy that also treats ``names`` as sensitive."""
+        return NameRules((*self.spellings, *names))
+
+    def detector_words(self) -> list[str]:
+        """Every spelling and fragment, for the query-key detector."""
+        return [*self.spellings, *self._fragments]
+
+    def is_sensitive(self, name: str) -> bool:
+        """Whether a field called ``name`` holds a secret."""
+        cached = self.cache.get(name)
+        if cached is not None:
+            return cached
+        lowered = name.lower()
+        if lowered.startswith(_OWN_PREFIX):
+            result = False
+        else:
+            normalised = normalise(lowered)
+            last = normalised.rpartition(".")[2]
+            result = (
+                normalised in self._exact
+                or last in self._exact
+                or any(f in normalised for f in self._fragments)
+            )
+        cache = self.cache
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[name] = result
+        return result

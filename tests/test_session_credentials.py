@@ -490,3 +490,25 @@ def test_a_header_http_client_cannot_encode_is_masked_in_the_error(echo: EchoSer
         with pytest.raises(UnicodeEncodeError) as info:
             s.get("/raw")
     assert key not in everything(info.value) and info.value.__context__ is None
+
+
+def test_header_names_of_str_and_bytes_subclasses_are_sent(upstream: Upstream) -> None:
+    """Header names may be bytes or str subclasses, as requests allows (its own suite checks)."""
+
+    class MyString(str):
+        pass
+
+    class MyBytes(bytes):
+        pass
+
+    upstream.script("/h", Reply(200, b"ok"))
+    with Session(retries_total=0) as s:
+        for headers in (
+            {MyString("x-custom"): "mine"},
+            {MyBytes(b"x-custom"): b"mine"},
+            {MyBytes(b"X-API-Key"): b"bytes-named-key-1234"},
+        ):
+            s.get(f"{upstream.url}/h", headers=headers)
+    assert [r.headers.get("x-custom") for r in upstream.seen[:2]] == ["mine", "mine"]
+    assert upstream.seen[2].headers.get("X-API-Key") == "bytes-named-key-1234"
+    assert "bytes-named-key-1234" not in DEFAULT_REDACTOR.mask("echo: bytes-named-key-1234")

@@ -119,8 +119,9 @@ class Credentials:
         sensitive = DEFAULT_REDACTOR.is_sensitive_name
         found: list[str] = []
         cookies: list[str] = []
-        for name, value in headers.items():
-            if not sensitive(name):
+        for key, value in headers.items():
+            name = _header_name(key)
+            if name is None or not sensitive(name):
                 continue
             text = value.decode("latin-1") if isinstance(value, bytes) else value
             if not isinstance(text, str):
@@ -175,9 +176,21 @@ class Credentials:
         self.register([v for v in values if len(v) >= MIN_COOKIE_LENGTH], cookies=True)
 
 
-def origin_bound(name: str) -> bool:
+def origin_bound(name: str | bytes) -> bool:
     """Whether a header called ``name`` is a credential held to the auth origin rule."""
-    return name.lower() not in _NOT_ORIGIN_BOUND and DEFAULT_REDACTOR.is_sensitive_name(name)
+    text = _header_name(name)
+    return (
+        text is not None
+        and text.lower() not in _NOT_ORIGIN_BOUND
+        and DEFAULT_REDACTOR.is_sensitive_name(text)
+    )
+
+
+def _header_name(name: object) -> str | None:
+    """A header name as text: requests accepts ``str`` and ``bytes`` (and their subclasses)."""
+    if isinstance(name, bytes):
+        return name.decode("latin-1")
+    return str(name) if isinstance(name, str) else None
 
 
 def masked_unicode_error(exc: BaseException) -> UnicodeEncodeError | None:

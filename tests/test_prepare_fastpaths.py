@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from observable_session import Session
+from observable_session import ApiHTTPError, Session
 
-from .conftest import Reply, Upstream
+from .conftest import Echo, Reply, Upstream
 
 
 def _seen_headers(upstream: Upstream) -> list[dict[str, str]]:
@@ -107,3 +107,24 @@ def test_a_subclass_redirect_target_is_honoured(upstream: Upstream) -> None:
     response = Follows(base_url=upstream.url).get("/start")
     assert response.content == b"second"
     assert upstream.hits("/next") == 1
+
+
+def test_session_header_secret_is_masked_on_cache_hits_and_after_close(
+    upstream: Upstream,
+) -> None:
+    """The cached headers skip re-registration only while the registry still holds them."""
+    upstream.script("/ok", Reply())
+    upstream.script("/echo", Echo())
+    secret = "cached-header-secret-314159"
+    session = Session(base_url=upstream.url, headers={"X-API-Key": secret}, retries_total=0)
+    session.get("/ok")  # the miss: registered, cached
+    for _ in range(2):  # a hit, then a hit after close() emptied the registry
+        with pytest.raises(ApiHTTPError) as caught:
+            session.get("/echo")
+        assert "bad credentials" in str(caught.value)
+        assert secret not in str(caught.value)
+        session.close()
+    session.headers["X-API-Key"] = secret + "-rotated"  # a new value: a miss, registered
+    with pytest.raises(ApiHTTPError) as caught:
+        session.get("/echo")
+    assert "rotated" not in str(caught.value) and secret not in str(caught.value)

@@ -557,6 +557,7 @@ class Session(requests.Session):
         if self._closed:
             self._auth_headers.bind(credentials)
             credentials.register_url(self._base_url)
+            self._prepared_headers = None  # the registry was emptied: register them anew
             self._closed = False
         # PreparedRequest.prepare, step by step, with shortcuts that change nothing: a URL
         # without params is prepared once per session (parsing and requoting cost more than
@@ -624,10 +625,11 @@ class Session(requests.Session):
 
         The cache key is the session headers' (name, value) pairs in order, so any change to
         them (an item set, deleted, or the mapping replaced) misses; each request gets its
-        own copy, since auth, trace and idempotency headers are added to it afterwards. The
-        sensitive values are registered on every request, hit or miss (a closed session's
-        registry starts empty), and before requests validates them: its error quotes a
-        value it refuses.
+        own copy, since auth, trace and idempotency headers are added to it afterwards. On a
+        miss the sensitive values are registered before requests validates them (its error
+        quotes a value it refuses). A hit validates nothing, and its values were registered
+        at the miss (``close()``, which empties the registry, also empties this cache); the
+        send path registers every header of every hop again before it goes on the wire.
         """
         session_headers = self.headers
         if headers or type(session_headers) is not CaseInsensitiveDict:
@@ -649,7 +651,6 @@ class Session(requests.Session):
             return
         fresh: Any = CaseInsensitiveDict()
         fresh._store = cached[1].copy()
-        credentials.register_headers(fresh)  # the same pairs as the merge, None values aside
         prepared.headers = fresh
 
     def _auth_allowed(self, url: str) -> bool:

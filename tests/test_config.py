@@ -360,3 +360,45 @@ def test_every_argument_refuses_nan_infinities_negatives_and_zero(name: str, val
     with pytest.raises(InvalidConfigError) as info:
         Session(**{name: value})
     assert name in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("path_params", 1),
+        ("path_params", NAN),
+        ("path_params", ["job_id", "1"]),
+        ("path_params", {1: "x"}),
+        ("path_params", MARK),
+        ("url_template", 1),
+        ("url_template", b"/jobs/{job_id}"),
+        ("url_template", ["/jobs"]),
+        ("url_template", MARK),
+    ],
+    ids=repr,
+)
+def test_bad_per_call_route_arguments_are_typed(upstream: Upstream, name: str, value: Any) -> None:
+    """Per-call path_params=/url_template= of the wrong type: typed error, nothing sent."""
+    kwargs: dict[str, Any] = {"path_params": {"job_id": "1"}, name: value}
+    with Session(base_url=upstream.url) as session, pytest.raises(InvalidConfigError) as info:
+        session.get("/jobs/{job_id}", **kwargs)
+    assert name in str(info.value) and SECRETISH not in str(info.value)
+    assert upstream.hits() == 0
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: __import__("observable_session").RetryBudget(max_tokens=10**400),
+        lambda: __import__("observable_session").RetryBudget(token_ratio=10**400),
+        lambda: __import__("observable_session").CircuitBreaker(break_duration=10**400),
+        lambda: __import__("observable_session").CircuitBreaker(failure_ratio=10**400),
+        lambda: Session().wait("http://127.0.0.1:1/x", until=bool, interval=10**400),
+        lambda: Session().wait("http://127.0.0.1:1/x", until=bool, deadline=10**400),
+        lambda: Session().wait("http://127.0.0.1:1/x", until=bool, jitter=10**400),
+    ],
+)
+def test_an_int_too_large_for_a_float_is_refused_typed(build: Any) -> None:
+    """An int beyond a float's range (10**400) is refused like infinity, not an OverflowError."""
+    with pytest.raises(InvalidConfigError):
+        build()

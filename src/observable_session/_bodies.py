@@ -163,6 +163,31 @@ def drain(response: Response, limit: int, deadline_at: float | None = None) -> N
     close_quietly(response)
 
 
+def release_redirect(response: Response, limit: int, deadline_at: float | None = None) -> None:
+    """A redirect about to be followed (``stream=True``): keep at most ``limit`` bytes of it.
+
+    requests' ``resolve_redirects`` reads a redirect's body whole (``resp.content``) to free
+    its connection: a 302 with a 200 MB body held 400 MB. Here the body is read as the drain
+    before a retry is (bounded in bytes and within ``DRAIN_BUDGET_S``, cut to the deadline);
+    when its end is reached it stays on the response (``r.history[0].content``), otherwise
+    the response keeps an empty body and its connection is closed instead of reused.
+    """
+    if getattr(response, "_content_consumed", False) or response._content is not False:  # type: ignore[comparison-overlap]
+        return  # read already (stream=False): as requests does
+    complete = False
+    data = b""
+    if response.raw is not None:
+        budget = _budget(DRAIN_BUDGET_S, deadline_at)
+        chunks, failed = _bounded_chunks(response, limit + 1, budget, decode=True)
+        complete = not failed and _at_end(response, chunks)
+        data = b"".join(chunks) if complete else b""
+        if not complete:
+            with contextlib.suppress(Exception):
+                response.raw.close()  # closes the half-read connection too
+    response._content = data
+    response._content_consumed = True
+
+
 def close_quietly(response: Response) -> None:
     """``response.close()``; a failure while closing a broken connection is not ours to raise."""
     with contextlib.suppress(Exception):

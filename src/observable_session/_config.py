@@ -175,6 +175,20 @@ def check_byte_limit(name: str, value: object) -> int:
     return value
 
 
+def check_route(path_params: object, url_template: object) -> None:
+    """Per-call ``path_params`` (``None`` or a mapping with str keys) and ``url_template``
+    (``None`` or a str): anything else failed deep in the template code with a bare
+    ``TypeError``."""
+    if path_params is not None and (
+        not isinstance(path_params, Mapping) or not all(isinstance(k, str) for k in path_params)
+    ):
+        raise InvalidConfigError("path_params must be a mapping of field names (str) to values")
+    if url_template is not None and not isinstance(url_template, str):
+        raise InvalidConfigError(
+            f"url_template must be a str or None, got {_type_name(url_template)}"
+        )
+
+
 def check_no_userinfo(name: str, url: str) -> None:
     """Refuse a URL with userinfo: ``repr`` and logs would show it; use ``auth_headers``."""
     if "@" in urlsplit(url).netloc:

@@ -451,6 +451,7 @@ class Session(requests.Session):
             url = url.decode("utf-8")
         if isinstance(method, bytes):
             method = method.decode("ascii")
+        _config.check_route(path_params, url_template)
         template = url_template
         if path_params is not None:
             template = url_template or url
@@ -836,10 +837,14 @@ class Session(requests.Session):
             # cookielib reads only these headers; skipping the jar otherwise saves its locks.
             extract_cookies_to_jar(self.cookies, request, r.raw)
             self._credentials.register_jar(self.cookies)
+        follow = allow_redirects and _may_follow(r, request)
+        if stream and r.is_redirect and (follow or call.redirecting):
+            # resolve_redirects would read the redirect's body whole: bound it first.
+            _bodies.release_redirect(r, self._error_body_limit, call.deadline_at)
         history: list[Response] = []
         # Asking for the target first skips resolve_redirects' generator and URL parsing on
         # the usual, non-redirect response; the generator asks the same method again.
-        if allow_redirects and self.get_redirect_target(r) and _may_follow(r, request):
+        if follow and self.get_redirect_target(r):
             previous, call.redirecting = call.redirecting, True
             try:
                 history = list(self.resolve_redirects(r, request, **kwargs))

@@ -68,15 +68,15 @@ _PAUSE_RULE = ">= 0 and <= 86400 (seconds)"
 
 def _number(name: str, value: object, *, low: float, rule: str, high: float = math.inf) -> float:
     """``value`` as a float if it is a finite real number in [``low``, ``high``], else an error."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < low
-        or value > high
-    ):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidConfigError(f"{name} must be a finite number {rule}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float: refused like infinity
+        number = math.inf
+    if not math.isfinite(number) or number < low or number > high:
+        raise InvalidConfigError(f"{name} must be a finite number {rule}")
+    return number
 
 
 @dataclass(frozen=True, slots=True)

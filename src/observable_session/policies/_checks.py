@@ -12,7 +12,10 @@ def positive_number(name: str, value: object, *, allow_zero: bool = False) -> fl
     rule = ">= 0" if allow_zero else "> 0"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidConfigError(f"{name} must be a finite number {rule}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float: refused like infinity
+        number = math.inf
     if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         raise InvalidConfigError(f"{name} must be a finite number {rule}")
     return number

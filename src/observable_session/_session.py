@@ -201,6 +201,7 @@ class Session(requests.Session):
         self._telemetry = Telemetry(tracer_provider, meter_provider)
         self._targets = TargetCache()
         self._prepared_urls: dict[str, str] = {}
+        self._prepared_headers: tuple[tuple[bool, tuple[Any, ...]], Any] | None = None
         self._ua_lock = threading.Lock()
         self._env_read: _Environment | None = None
         self._closed = False
@@ -421,6 +422,7 @@ class Session(requests.Session):
         self._telemetry = Telemetry()
         self._targets = TargetCache()
         self._prepared_urls = {}
+        self._prepared_headers = None
         self._ua_lock = threading.Lock()
         self._env_read = None
         self._closed = False
@@ -557,33 +559,41 @@ class Session(requests.Session):
 
     def prepare_request(self, request: Request) -> PreparedRequest:
         """Prepare ``request`` as requests does, then add the auth headers where allowed."""
-        cookies = request.cookies or {}
-        if not isinstance(cookies, CookieJar):
-            cookies = cookiejar_from_dict(cookies)
-        merged_cookies = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies), cookies)
+        if not request.cookies and not self.cookies:
+            merged_cookies = RequestsCookieJar()  # what the two merges below give: empty
+        else:
+            cookies = request.cookies or {}
+            if not isinstance(cookies, CookieJar):
+                cookies = cookiejar_from_dict(cookies)
+            merged_cookies = merge_cookies(
+                merge_cookies(RequestsCookieJar(), self.cookies), cookies
+            )
         credentials = self._credentials
         if self._closed:
             self._auth_headers.bind(credentials)
             credentials.register_url(self._base_url)
+            self._prepared_headers = None  # the registry was emptied: register them anew
             self._closed = False
-        # PreparedRequest.prepare, step by step, with two shortcuts that change nothing:
-        # a URL without params is prepared once per session (parsing and requoting cost
-        # more than the rest of the preparation), and auth from the URL is looked for only
-        # when the URL has userinfo.
+        # PreparedRequest.prepare, step by step, with shortcuts that change nothing: a URL
+        # without params is prepared once per session (parsing and requoting cost more than
+        # the rest of the preparation); the session's headers, when the request adds none,
+        # are merged and validated once per change of them; an empty cookie jar makes no
+        # Cookie header (cookielib's lock, clock and request wrapper are skipped); and auth
+        # from the URL is looked for only when the URL has userinfo.
         prepared = PreparedRequest()
         prepared.prepare_method(request.method.upper() if request.method else request.method)
         params = _merge(request.params, self.params)
         self._prepare_url(prepared, request.url, params)
         allowed = bool(prepared.url) and self._auth_allowed(prepared.url or "")
-        headers = _merge(request.headers, self.headers, CaseInsensitiveDict)
-        # Registered before requests validates them: its error quotes a value it refuses.
-        credentials.register_headers(headers)
-        prepared.prepare_headers(headers)
+        self._prepare_headers(prepared, request.headers, credentials)
         if not allowed:
             # Credential headers follow the auth_headers origin rule, wherever they were set.
             for name in [n for n in prepared.headers if origin_bound(n)]:
                 del prepared.headers[name]
-        prepared.prepare_cookies(merged_cookies)
+        if len(merged_cookies):
+            prepared.prepare_cookies(merged_cookies)
+        else:
+            prepared._cookies = merged_cookies  # type: ignore[attr-defined]
         prepared.prepare_body(request.data, request.files, request.json)
         auth = merge_setting(request.auth, self.auth) if allowed else None
         if auth is None and self.trust_env:
@@ -622,6 +632,41 @@ class Session(requests.Session):
         if len(self._prepared_urls) >= 512:
             self._prepared_urls = {}
         self._prepared_urls[url] = prepared.url or ""
+
+    def _prepare_headers(
+        self, prepared: PreparedRequest, headers: Any, credentials: Credentials
+    ) -> None:
+        """``prepared.prepare_headers`` of the merged headers, cached while the session's stay.
+
+        The cache key is the session headers' (name, value) pairs in order, so any change to
+        them (an item set, deleted, or the mapping replaced) misses; each request gets its
+        own copy, since auth, trace and idempotency headers are added to it afterwards. On a
+        miss the sensitive values are registered before requests validates them (its error
+        quotes a value it refuses). A hit validates nothing, and its values were registered
+        at the miss (``close()``, which empties the registry, also empties this cache); the
+        send path registers every header of every hop again before it goes on the wire.
+        """
+        session_headers = self.headers
+        if headers or type(session_headers) is not CaseInsensitiveDict:
+            merged = _merge(headers, session_headers, CaseInsensitiveDict)
+            credentials.register_headers(merged)
+            prepared.prepare_headers(merged)
+            return
+        raw: Any = session_headers  # requests' own storage: _store = {lower: (name, value)}
+        # ``headers=None`` keeps None values (requests' merge), ``{}`` drops them: both key.
+        key = (headers is None, tuple(raw._store.values()))
+        cached = self._prepared_headers
+        if cached is None or cached[0] != key:
+            merged = _merge(headers, session_headers, CaseInsensitiveDict)
+            credentials.register_headers(merged)
+            prepared.prepare_headers(merged)
+            assert prepared.headers is not None
+            built: Any = prepared.headers
+            self._prepared_headers = (key, built._store.copy())
+            return
+        fresh: Any = CaseInsensitiveDict()
+        fresh._store = cached[1].copy()
+        prepared.headers = fresh
 
     def _auth_allowed(self, url: str) -> bool:
         """Whether ``url``'s origin may receive the auth headers."""
@@ -811,7 +856,9 @@ class Session(requests.Session):
             # resolve_redirects would read the redirect's body whole: bound it first.
             _bodies.release_redirect(r, self._error_body_limit, call.deadline_at)
         history: list[Response] = []
-        if follow:
+        # Asking for the target first skips resolve_redirects' generator and URL parsing on
+        # the usual, non-redirect response; the generator asks the same method again.
+        if follow and self.get_redirect_target(r):
             previous, call.redirecting = call.redirecting, True
             try:
                 history = list(self.resolve_redirects(r, request, **kwargs))

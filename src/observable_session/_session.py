@@ -38,7 +38,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
-from . import _bodies, _config, _deadline, _urls
+from . import _bodies, _config, _deadline, _reuse, _urls
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -145,23 +145,29 @@ class Session(requests.Session):
         **kwargs: Any,
     ) -> None:
         # Validate everything before touching any state: no half-built session.
-        base = _urls.validate_base_url(base_url) if base_url is not None else None
+        base = (
+            _reuse.reused("base_url", _urls.validate_base_url, base_url)
+            if base_url is not None
+            else None
+        )
         _config.check_headers(headers)
         _config.check_mapping("auth_headers", auth_headers)
-        _config.check_timeout(timeout)
+        checked_timeout = _config.check_timeout(timeout)
         _config.check_bool("raise_for_status", raise_for_status)
         _config.check_callable("sleep", sleep)
         _config.check_provider("tracer_provider", tracer_provider, "get_tracer")
         _config.check_provider("meter_provider", meter_provider, "get_meter")
         _config.check_byte_limit("error_body_limit", error_body_limit)
-        policy = RetryPolicy(
-            total=retries_total,
-            connect=retries_connect,
-            backoff_factor=backoff_factor,
-            backoff_max=backoff_max,
-            backoff_jitter=backoff_jitter,
-            retry_after_max=retry_after_max,
-            retry_post_on_status=retry_post_on_status,
+        policy = _reuse.reused(
+            "retry_policy",
+            RetryPolicy,
+            retries_total,
+            retries_connect,
+            backoff_factor,
+            backoff_max,
+            backoff_jitter,
+            retry_after_max,
+            retry_post_on_status,
         )
         overload = OverloadPolicy.build(
             retry_budget=RetryBudget() if retry_budget is KEEP else retry_budget,
@@ -170,7 +176,11 @@ class Session(requests.Session):
             retry_after_exceeded=retry_after_exceeded,
             retry_after_max=policy.retry_after_max,
         )
-        origins = self._check_origins(base, auth_origins)
+        origins = (
+            _reuse.reused("origins", self._check_origins, base)
+            if auth_origins is None
+            else self._check_origins(base, auth_origins)
+        )
         _config.check_deadline(deadline)
         credentials = Credentials()
         auth = AuthHeaders(auth_headers, credentials=credentials)
@@ -182,14 +192,16 @@ class Session(requests.Session):
         self._auth_origins = origins
         self._policy = policy
         self._overload = overload
-        self.timeout = timeout
-        self.deadline = deadline
-        self.raise_for_status = raise_for_status
+        # Checked above: set directly (the setters would check each a second time).
+        self._timeout = checked_timeout
+        self._deadline = deadline
+        self._raise_for_status = raise_for_status
         self._sleep = sleep
-        self.error_body_limit = error_body_limit
+        self._error_body_limit = error_body_limit
         self._telemetry = Telemetry(tracer_provider, meter_provider)
         self._targets = TargetCache()
         self._prepared_urls: dict[str, str] = {}
+        self._prepared_headers: tuple[tuple[bool, tuple[Any, ...]], Any] | None = None
         self._ua_lock = threading.Lock()
         self._env_read: _Environment | None = None
         self._closed = False
@@ -202,7 +214,7 @@ class Session(requests.Session):
 
     @staticmethod
     def _check_origins(
-        base: str | None, auth_origins: Iterable[str] | None
+        base: str | None, auth_origins: Iterable[str] | None = None
     ) -> frozenset[_urls.Origin]:
         origins: set[_urls.Origin] = set()
         if base is not None:
@@ -262,7 +274,10 @@ class Session(requests.Session):
     def headers(self, value: Any) -> None:
         if value is None:  # requests itself needs a mapping here
             raise InvalidConfigError("headers must be a mapping of header names to str values")
-        self._headers = _config.check_headers(value)
+        # The first assignment is requests.Session.__init__'s own default_headers(): known
+        # good, and checking it would cost a third of requests.Session() itself.
+        trusted = "_headers" not in self.__dict__ and type(value) is CaseInsensitiveDict
+        self._headers = value if trusted else _config.check_headers(value)
 
     @property
     def raise_for_status(self) -> bool:
@@ -407,6 +422,7 @@ class Session(requests.Session):
         self._telemetry = Telemetry()
         self._targets = TargetCache()
         self._prepared_urls = {}
+        self._prepared_headers = None
         self._ua_lock = threading.Lock()
         self._env_read = None
         self._closed = False
@@ -543,33 +559,41 @@ class Session(requests.Session):
 
     def prepare_request(self, request: Request) -> PreparedRequest:
         """Prepare ``request`` as requests does, then add the auth headers where allowed."""
-        cookies = request.cookies or {}
-        if not isinstance(cookies, CookieJar):
-            cookies = cookiejar_from_dict(cookies)
-        merged_cookies = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies), cookies)
+        if not request.cookies and not self.cookies:
+            merged_cookies = RequestsCookieJar()  # what the two merges below give: empty
+        else:
+            cookies = request.cookies or {}
+            if not isinstance(cookies, CookieJar):
+                cookies = cookiejar_from_dict(cookies)
+            merged_cookies = merge_cookies(
+                merge_cookies(RequestsCookieJar(), self.cookies), cookies
+            )
         credentials = self._credentials
         if self._closed:
             self._auth_headers.bind(credentials)
             credentials.register_url(self._base_url)
+            self._prepared_headers = None  # the registry was emptied: register them anew
             self._closed = False
-        # PreparedRequest.prepare, step by step, with two shortcuts that change nothing:
-        # a URL without params is prepared once per session (parsing and requoting cost
-        # more than the rest of the preparation), and auth from the URL is looked for only
-        # when the URL has userinfo.
+        # PreparedRequest.prepare, step by step, with shortcuts that change nothing: a URL
+        # without params is prepared once per session (parsing and requoting cost more than
+        # the rest of the preparation); the session's headers, when the request adds none,
+        # are merged and validated once per change of them; an empty cookie jar makes no
+        # Cookie header (cookielib's lock, clock and request wrapper are skipped); and auth
+        # from the URL is looked for only when the URL has userinfo.
         prepared = PreparedRequest()
         prepared.prepare_method(request.method.upper() if request.method else request.method)
         params = _merge(request.params, self.params)
         self._prepare_url(prepared, request.url, params)
         allowed = bool(prepared.url) and self._auth_allowed(prepared.url or "")
-        headers = _merge(request.headers, self.headers, CaseInsensitiveDict)
-        # Registered before requests validates them: its error quotes a value it refuses.
-        credentials.register_headers(headers)
-        prepared.prepare_headers(headers)
+        self._prepare_headers(prepared, request.headers, credentials)
         if not allowed:
             # Credential headers follow the auth_headers origin rule, wherever they were set.
             for name in [n for n in prepared.headers if origin_bound(n)]:
                 del prepared.headers[name]
-        prepared.prepare_cookies(merged_cookies)
+        if len(merged_cookies):
+            prepared.prepare_cookies(merged_cookies)
+        else:
+            prepared._cookies = merged_cookies  # type: ignore[attr-defined]
         prepared.prepare_body(request.data, request.files, request.json)
         auth = merge_setting(request.auth, self.auth) if allowed else None
         if auth is None and self.trust_env:
@@ -608,6 +632,41 @@ class Session(requests.Session):
         if len(self._prepared_urls) >= 512:
             self._prepared_urls = {}
         self._prepared_urls[url] = prepared.url or ""
+
+    def _prepare_headers(
+        self, prepared: PreparedRequest, headers: Any, credentials: Credentials
+    ) -> None:
+        """``prepared.prepare_headers`` of the merged headers, cached while the session's stay.
+
+        The cache key is the session headers' (name, value) pairs in order, so any change to
+        them (an item set, deleted, or the mapping replaced) misses; each request gets its
+        own copy, since auth, trace and idempotency headers are added to it afterwards. On a
+        miss the sensitive values are registered before requests validates them (its error
+        quotes a value it refuses). A hit validates nothing, and its values were registered
+        at the miss (``close()``, which empties the registry, also empties this cache); the
+        send path registers every header of every hop again before it goes on the wire.
+        """
+        session_headers = self.headers
+        if headers or type(session_headers) is not CaseInsensitiveDict:
+            merged = _merge(headers, session_headers, CaseInsensitiveDict)
+            credentials.register_headers(merged)
+            prepared.prepare_headers(merged)
+            return
+        raw: Any = session_headers  # requests' own storage: _store = {lower: (name, value)}
+        # ``headers=None`` keeps None values (requests' merge), ``{}`` drops them: both key.
+        key = (headers is None, tuple(raw._store.values()))
+        cached = self._prepared_headers
+        if cached is None or cached[0] != key:
+            merged = _merge(headers, session_headers, CaseInsensitiveDict)
+            credentials.register_headers(merged)
+            prepared.prepare_headers(merged)
+            assert prepared.headers is not None
+            built: Any = prepared.headers
+            self._prepared_headers = (key, built._store.copy())
+            return
+        fresh: Any = CaseInsensitiveDict()
+        fresh._store = cached[1].copy()
+        prepared.headers = fresh
 
     def _auth_allowed(self, url: str) -> bool:
         """Whether ``url``'s origin may receive the auth headers."""
@@ -797,7 +856,9 @@ class Session(requests.Session):
             # resolve_redirects would read the redirect's body whole: bound it first.
             _bodies.release_redirect(r, self._error_body_limit, call.deadline_at)
         history: list[Response] = []
-        if follow:
+        # Asking for the target first skips resolve_redirects' generator and URL parsing on
+        # the usual, non-redirect response; the generator asks the same method again.
+        if follow and self.get_redirect_target(r):
             previous, call.redirecting = call.redirecting, True
             try:
                 history = list(self.resolve_redirects(r, request, **kwargs))

@@ -17,17 +17,25 @@ mapped back to the original span, which is replaced.
 from __future__ import annotations
 
 import collections
+import itertools
+import json
 import re
 import threading
 from collections.abc import Iterable
 from typing import Final
 
 from ._decode import MAX_ROUNDS, decode, decode_mapped, family_readings, has_escapes
+from ._grace import GracePool
 from ._names import REDACTED
 
-__all__ = ["ValueIndex"]
+__all__ = ["FILE_AT", "ValueIndex"]
 
 _PRESLICED: Final = 4096
+#: Registrations waiting to be filed that make the next registration file them all: bounds
+#: the work of the first search after many changes (each waiting one costs ~15 us then).
+FILE_AT: Final = 64
+
+_Supers = dict[str, frozenset[str]]
 
 
 def _crowd(bucket: str | dict[str, None] | None) -> int:
@@ -155,10 +163,25 @@ class _Tier:
 
 
 class ValueIndex:
-    """Refcounted atoms (several owners may share one), each with the forms that hold it."""
+    """Refcounted atoms (several owners may share one), each with the forms that hold it.
+
+    A registration is only queued (``_waiting``) and filed under its grams by the next
+    search, or once :data:`FILE_AT` are waiting. A registration only kept for a grace period
+    is :meth:`park`-ed: taken out of the grams (as a compact fresh copy, so it pins none of
+    the allocator pages its session's objects sat on) and filed again only by the next
+    search. A session created and closed without a search in between costs no filing at all;
+    the owner of the parked ones (the redactor's grace pool) bounds their number. Every
+    search files what waits first, so nothing registered can be missed.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # id(supers) -> (supers, how many adds of it wait): registered, not yet filed.
+        self._waiting: dict[int, tuple[_Supers, int]] = {}
+        #: Parked registrations (kept for a grace period), filed by the next search.
+        self.grace = GracePool()
+        #: Whether anything waits or is parked (one attribute for every search to read).
+        self.unfiled = False
         # atom -> the form sets of each registration holding it (its length is the refcount):
         # found via the atom, every form of them is replaced, longest first.
         self._supers: dict[str, list[frozenset[str]]] = {}
@@ -173,40 +196,114 @@ class ValueIndex:
 
     # -- writing (under the lock) ---------------------------------------------------
     def add(self, supers: dict[str, frozenset[str]]) -> None:
-        """Register each atom of ``supers`` with the forms that hold it."""
+        """Register each atom of ``supers`` with the forms that hold it (filed lazily)."""
+        longest = max(map(len, itertools.chain.from_iterable(supers.values())), default=0)
         with self._lock:
-            known = self._supers
-            for atom, forms in supers.items():
-                held = known.get(atom)
-                if held is None:
-                    known[atom] = [forms]
-                    self._file(atom, add=True)
-                    if len(known) > self._peak:
-                        self._peak = len(known)
-                else:
-                    held.append(forms)
-                longest = max(map(len, forms))
-                if longest > self.longest:
-                    self.longest = longest
-            self._refresh()
+            if longest > self.longest:
+                self.longest = longest
+            waiting = self._waiting
+            held = waiting.get(id(supers))
+            waiting[id(supers)] = (supers, 1 if held is None else held[1] + 1)
+            self.unfiled = True
+            if len(waiting) >= FILE_AT:
+                self._file_waiting(parked=False)
 
-    def remove(self, supers: dict[str, frozenset[str]]) -> None:
+    def _file_waiting(self, *, parked: bool) -> None:
+        # Emptied only once all is filed: a lock-free search that finds nothing waiting
+        # must find everything filed.
+        for supers, count in list(self._waiting.values()):
+            for _ in range(count):
+                self._add_now(supers)
+        grace = self.grace
+        if parked:
+            for token in grace.waiting():
+                for supers in _entries_of(token):
+                    self._add_now(supers)
+        self._refresh()
+        self._waiting = {}
+        if parked:
+            grace.filed = len(grace)
+            self.unfiled = False
+
+    def file_waiting(self) -> None:
+        """File every waiting and parked registration now (every search does this first)."""
+        with self._lock:
+            if self.unfiled:
+                self._file_waiting(parked=True)
+
+    def park(self, entries: list[_Supers], expiry: float) -> None:
+        """Keep the registrations ``entries`` (each added before) until ``expiry``.
+
+        They leave the grams (the next search files them again): kept as they are while
+        none was filed yet, else as one block holding a copy of them all.
+        """
+        with self._lock:
+            filed = False
+            for supers in entries:
+                held = self._waiting.get(id(supers))
+                if held is not None and held[0] is supers:
+                    if held[1] > 1:
+                        self._waiting[id(supers)] = (supers, held[1] - 1)
+                    else:
+                        del self._waiting[id(supers)]
+                else:
+                    self._remove_now(supers)
+                    filed = True
+            self.grace.append(expiry, _block(entries) if filed else list(entries))
+            self.unfiled = True
+
+    def compact(self) -> None:
+        """Turn every parked list of objects into one block (see :mod:`._grace`)."""
+        with self._lock:
+            self.grace.replace_entries(_compact)
+
+    def drop_oldest(self) -> None:
+        """Let go of the oldest parked registrations."""
+        with self._lock:
+            token, filed = self.grace.popleft()
+            if filed:
+                for supers in _entries_of(token):
+                    self._remove_now(supers)
+
+    def _add_now(self, supers: _Supers) -> None:
+        known = self._supers
+        for atom, forms in supers.items():
+            held = known.get(atom)
+            if held is None:
+                known[atom] = [forms]
+                self._file(atom, add=True)
+                if len(known) > self._peak:
+                    self._peak = len(known)
+            else:
+                held.append(forms)
+
+    def remove(self, supers: _Supers) -> None:
         """Undo one :meth:`add` of ``supers``."""
         with self._lock:
-            known = self._supers
-            for atom, forms in supers.items():
-                held = known.get(atom)
-                if held is None:
-                    continue
-                if len(held) > 1:
-                    held.remove(forms)
-                    continue
-                del known[atom]
-                self._file(atom, add=False)
-            if self._peak > 1024 and len(known) < self._peak // 4:
-                self._supers = dict(known)  # give the table back (dicts never shrink)
-                self._peak = len(self._supers)
-            self._refresh()
+            held = self._waiting.get(id(supers))
+            if held is not None and held[0] is supers:
+                if held[1] > 1:
+                    self._waiting[id(supers)] = (supers, held[1] - 1)
+                else:
+                    del self._waiting[id(supers)]
+                return
+            self._remove_now(supers)
+
+    def _remove_now(self, supers: _Supers) -> None:
+        known = self._supers
+        for atom, forms in supers.items():
+            held = known.get(atom)
+            if held is None:
+                continue
+            if len(held) > 1:
+                held.remove(forms)
+                continue
+            del known[atom]
+            self._file(atom, add=False)
+        if self._peak > 1024 and len(known) < self._peak // 4:
+            self._supers = dict(known)  # give the table back (dicts never shrink)
+            self._peak = len(self._supers)
+        self._refresh()
 
     def _file(self, atom: str, *, add: bool) -> None:
         for tier in self._tiers:
@@ -234,6 +331,7 @@ class ValueIndex:
                 self._short_re = re.compile("|".join(map(re.escape, alternatives)))
 
     def __len__(self) -> int:
+        self.file_waiting()
         return len(self._supers)
 
     # -- reading (lock-free: every structure is swapped or updated atomically) ---------
@@ -259,6 +357,8 @@ class ValueIndex:
         The common case (nothing registered is there, no escape character) is inlined: one
         ``isdisjoint`` per tier, at C speed, and four substring tests.
         """
+        if self.unfiled:
+            self.file_waiting()
         active, short = self._active, self._short_re
         if not active and short is None:
             return None
@@ -309,6 +409,28 @@ class ValueIndex:
         for form in ordered:
             text = text.replace(form, REDACTED)
         return text
+
+
+# A block at least this long is one allocation of the system allocator, not a slot in a
+# pymalloc pool: freeing it returns it whole, and it pins no page of anyone else's objects.
+_BLOCK: Final = 520
+
+
+def _block(entries: list[_Supers]) -> str:
+    """``entries`` as one string (JSON: any character survives)."""
+    text = json.dumps([[[atom, sorted(forms)] for atom, forms in s.items()] for s in entries])
+    return text.ljust(_BLOCK)
+
+
+def _compact(token: object) -> object:
+    return _block(token) if isinstance(token, list) else token
+
+
+def _entries_of(token: object) -> list[_Supers]:
+    if isinstance(token, list):
+        return token
+    assert isinstance(token, str)
+    return [{atom: frozenset(forms) for atom, forms in s} for s in json.loads(token)]
 
 
 def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import itertools
@@ -58,7 +57,7 @@ class Redactor:
         self._finalizers: dict[int, tuple[weakref.ref[Any], int]] = {}
         self._pending: list[tuple[int, int]] = []
         self._tokens = itertools.count()
-        self._grace: collections.deque[tuple[float, list[_Supers]]] = collections.deque()
+        self._grace = self._index.grace
         self._grace_seconds = grace_seconds
         self._grace_max = grace_max_owners
         self._clock = clock
@@ -96,7 +95,8 @@ class Redactor:
             for supers in new:
                 self._index.add(supers)  # registered before anything old is let go
             gone = [current.pop(v) for v in list(current) if v not in wanted] if replace else []
-            current.update(wanted)
+            # A value already held keeps its registration (the index knows that object).
+            current.update((v, s) for v, s in wanted.items() if v not in current)
             for supers in gone:
                 self._index.remove(supers)
             self._watch(owner, key)
@@ -127,22 +127,32 @@ class Redactor:
     def _retire_locked(self, key: int, *, grace: bool) -> None:
         values = self._owners.pop(key, None)
         self._peak_owners = max(self._peak_owners, len(self._owners) + 1)
-        if self._peak_owners > 1024 and len(self._owners) < self._peak_owners // 4:
+        if self._peak_owners > 64 and len(self._owners) < self._peak_owners // 4:
             # Dicts never shrink their tables: copy them once most owners are gone.
             self._owners, self._finalizers = dict(self._owners), dict(self._finalizers)
             self._peak_owners = len(self._owners)
+            self._compact_grace()
         if not values:
             return
         if grace and self._grace_seconds > 0 and self._grace_max > 0:
-            self._grace.append((self._clock() + self._grace_seconds, list(values.values())))
+            # Parked: out of the grams until a search needs them.
+            self._index.park(list(values.values()), self._clock() + self._grace_seconds)
             while len(self._grace) > self._grace_max:
-                self._drop_graced(self._grace.popleft()[1])
+                self._drop_oldest()
         else:
-            self._drop_graced(list(values.values()))
+            for supers in values.values():
+                self._index.remove(supers)
+            self.generation = object()
 
-    def _drop_graced(self, entries: list[_Supers]) -> None:
-        for supers in entries:
-            self._index.remove(supers)
+    def _compact_grace(self) -> None:
+        # Each entry was allocated when its owner was let go, in a hole of pages that other
+        # owners' (now dead) objects filled: copied afresh once most owners are gone, the
+        # pool sits on few pages and the rest go back to the system. Geometric (each time
+        # the owners fall to a quarter), so amortized O(1) per owner.
+        self._index.compact()
+
+    def _drop_oldest(self) -> None:
+        self._index.drop_oldest()
         self.generation = object()
 
     def _expire_locked(self, now: float | None = None) -> None:
@@ -151,9 +161,9 @@ class Redactor:
             return
         if now is None:
             now = self._clock()
-        if grace[0][0] <= now:
-            while grace and grace[0][0] <= now:
-                self._drop_graced(grace.popleft()[1])
+        if grace.first_expiry() <= now:
+            while grace and grace.first_expiry() <= now:
+                self._drop_oldest()
 
     def set_grace(self, seconds: float, max_owners: int) -> None:
         """Keep forgotten owners' values masked ``seconds`` long, for ``max_owners`` at most.
@@ -164,7 +174,7 @@ class Redactor:
         with self._lock:
             self._grace_seconds, self._grace_max = seconds, max_owners
             while len(self._grace) > max(max_owners, 0):
-                self._drop_graced(self._grace.popleft()[1])
+                self._drop_oldest()
 
     def expire(self, now: float | None = None) -> None:
         """Drop the values whose grace period is over at ``now`` (the clock's time by default).
@@ -206,7 +216,7 @@ class Redactor:
         if self._pending:
             self._try_drain()
         grace = self._grace
-        if grace and grace[0][0] <= self._clock() and self._lock.acquire(blocking=False):
+        if grace and grace.first_expiry() <= self._clock() and self._lock.acquire(blocking=False):
             try:
                 self._expire_locked()
             finally:

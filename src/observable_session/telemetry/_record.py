@@ -142,8 +142,11 @@ class CallRecorder:
         "_ctx",
         "_inst",
         "_logical",
+        "_name",
         "_pending",
         "_span",
+        "_span_attrs",
+        "_target",
         "_template",
         "_token",
         "_version",
@@ -165,6 +168,11 @@ class CallRecorder:
         self.host = ""
         self.exhausted = False
         self._pending: tuple[str, float, bool, int, int] | None = None
+        # The span name and the span attributes of the logical request's target, which its
+        # first attempt (and any attempt to the same target) reuses rather than rebuilds.
+        self._name = ""
+        self._target: Target | None = None
+        self._span_attrs: dict[str, Any] = {}
 
     # -- the logical request --------------------------------------------------------------
 
@@ -178,8 +186,11 @@ class CallRecorder:
             attrs = self._base_attrs(target)
             self._logical = dict(self._base)  # the logical point keeps the called origin
             attrs[sc.URL_FULL] = target.url_full
+            # Never mutated after this: tracers copy span attributes, and so may share it.
+            self._target, self._span_attrs = target, attrs
+            self._name = span_name(self.method, self._template)
             self._span = inst.tracer.start_span(
-                span_name(self.method, self._template), kind=SpanKind.INTERNAL, attributes=attrs
+                self._name, kind=SpanKind.INTERNAL, attributes=attrs
             )
             self._ctx = trace.set_span_in_context(self._span)
             self._token = otel_context.attach(self._ctx)
@@ -240,12 +251,16 @@ class CallRecorder:
         if inst is None:
             return attempt
         with _G_ATTEMPT_START:
-            attrs = self._base_attrs(target)
-            attrs[sc.URL_FULL] = target.url_full
+            if target is self._target:  # the cache's same object: the same attributes
+                attrs = self._span_attrs
+                self._base = self._logical  # a redirect hop elsewhere may have moved it
+            else:
+                attrs = self._base_attrs(target)
+                attrs[sc.URL_FULL] = target.url_full
             if resend_count:
-                attrs[sc.HTTP_REQUEST_RESEND_COUNT] = resend_count
+                attrs = {**attrs, sc.HTTP_REQUEST_RESEND_COUNT: resend_count}
             span = inst.tracer.start_span(
-                span_name(self.method, self._template),
+                self._name or span_name(self.method, self._template),
                 context=self._ctx,
                 kind=SpanKind.CLIENT,
                 attributes=attrs,

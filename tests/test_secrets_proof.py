@@ -414,14 +414,8 @@ _COUNTER = iter(range(10**9))
 )
 @given(creds=credentials())
 # Found by this test against issue 11's decoder: the key holds "%00", the echo's JSON spells
-# its NBSP "\u00a0", and one decoding round reads both. Replayed so the xfail is certain.
+# its NBSP "\u00a0", and one decoding round reads both. Replayed on every run.
 @example(creds=Credentials("Bearer", ":\xa0%0", ":\xa0%00"))
-@pytest.mark.xfail(
-    strict=True,
-    reason="leak: a key holding a literal escape-like sequence (here %00) echoed with another "
-    "character escaped (JSON \\u00a0) is not masked; see "
-    "test_a_key_with_a_literal_escape_sequence_is_masked_when_partly_escaped",
-)
 def test_no_secret_reaches_any_sink(world: World, creds: Credentials) -> None:
     """Across every fault, no form of any credential appears in any sink."""
     baseline = _baseline(world)
@@ -658,23 +652,9 @@ def spellings(draw: st.DrawFn, forms: Sequence[str] = FORMS[1:]) -> Spelling:
     )
 
 
-_SPELLING_LEAKS = {
-    "html": "leak: a key holding a literal double backslash, echoed with an HTML entity or "
-    "%XX for another character, is not masked (the decoder reads the backslashes as a JSON "
-    "escape in the same round)",
-    "html-zeros": "leak: &#x0000005a; / &#00000090; (numeric references with leading zeros, "
-    "valid HTML) are not decoded: _decode reads at most 6 hex / 7 decimal digits",
-}
-
-
 @pytest.mark.parametrize(
     "form",
-    [
-        pytest.param(form, marks=pytest.mark.xfail(strict=True, reason=_SPELLING_LEAKS[form]))
-        if form in _SPELLING_LEAKS
-        else form
-        for form in FORMS[1:]
-    ],
+    FORMS[1:],
 )
 @settings(_PROOF_SETTINGS, max_examples=6)
 @given(
@@ -1386,12 +1366,6 @@ def test_an_unpickled_session_masks_its_credentials(world: World, echo: EchoServ
     assert cap.errors and find_leaks(cap.sinks, [key]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leak: a key holding a literal escape-like sequence (\\\\, %41, &amp;) echoed with "
-    "another character escaped is not masked: each decoding round decodes every escape kind "
-    "at once, so the key's own sequence is decoded too",
-)
 @pytest.mark.parametrize("literal", ["\\\\", "%41", "&amp;"])
 @pytest.mark.parametrize("where", ["html", "text"])
 def test_a_key_with_a_literal_escape_sequence_is_masked_when_partly_escaped(

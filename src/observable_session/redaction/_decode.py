@@ -15,7 +15,16 @@ import html
 import re
 from typing import Final
 
-__all__ = ["MAX_ROUNDS", "decode", "decode_mapped", "has_escapes"]
+__all__ = [
+    "MAX_GROWTH",
+    "MAX_ROUNDS",
+    "decode",
+    "decode_mapped",
+    "decoded_forms",
+    "family_readings",
+    "has_escapes",
+    "open_escape_tail",
+]
 
 
 def has_escapes(text: str) -> bool:
@@ -32,8 +41,9 @@ _TOKEN: Final = re.compile(
     r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a JSON surrogate pair
     # One level at a time (an escaped backslash is a token): nesting takes another round.
     r"|\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[/\"'\\bfnrt])"
-    r"|(?:%[0-9a-fA-F]{2})+"
-    r"|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?"
+    r"|%[0-9a-fA-F]{2}(?:%[0-9a-fA-F]{2})*"
+    # Numeric references take any number of digits: leading zeros are valid HTML.
+    r"|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});?"
     r"|\+"
 )
 _SHORT: Final = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
@@ -82,13 +92,16 @@ def _decode_token(token: str) -> str | list[tuple[str, int, int]]:
     return " "  # "+" in a form or query
 
 
-def decode_mapped(text: str) -> tuple[str, list[int], list[int]]:
-    """One round of decoding, and for each decoded character its ``[start, end)`` in ``text``."""
+def decode_mapped(text: str, pattern: re.Pattern[str] = _TOKEN) -> tuple[str, list[int], list[int]]:
+    """One round of decoding, and for each decoded character its ``[start, end)`` in ``text``.
+
+    ``pattern`` is every escape family at once, or one of them (:func:`family_readings`).
+    """
     pieces: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     pos = 0
-    for match in _TOKEN.finditer(text):
+    for match in pattern.finditer(text):
         begin, end = match.span()
         if begin > pos:
             pieces.append(text[pos:begin])
@@ -112,10 +125,6 @@ def decode_mapped(text: str) -> tuple[str, list[int], list[int]]:
     return "".join(pieces), starts, ends
 
 
-def _decode_once(text: str) -> str:
-    return _TOKEN.sub(_plain, text)
-
-
 def _plain(match: re.Match[str]) -> str:
     decoded = _decode_token(match.group(0))
     return decoded if isinstance(decoded, str) else "".join(ch for ch, _, _ in decoded)
@@ -135,18 +144,148 @@ def decode(text: str) -> list[str]:
     """The successive decodings of ``text`` that differ from it (at most MAX_ROUNDS).
 
     Percent-escaped bytes above ASCII are also read one byte per character (the UTF-8 of a
-    header read back as latin-1, then percent-encoded, is the secret's wire spelling).
+    header read back as latin-1, then percent-encoded, is the secret's wire spelling), and a
+    text mixing escape families is also read one family at a time (:func:`family_readings`);
+    the last reading is always the deepest all-families one.
     """
-    out: list[str] = []
+    if not has_escapes(text):
+        return []
+    readings = _readings(text)
+    out = [r for r, path in readings if any(p is not _TOKEN for p in path)]
     if "%" in text and _HIGH_PERCENT.search(text):
         out.append(_TOKEN.sub(_plain_latin1, text))
-    current = text
-    for _ in range(MAX_ROUNDS):
-        if not has_escapes(current):
-            break
-        decoded = _decode_once(current)
-        if decoded == current:
-            break
-        out.append(decoded)
-        current = decoded
+    out.extend(r for r, path in readings if all(p is _TOKEN for p in path))
     return out
+
+
+# -- one escape family at a time ---------------------------------------------------------
+# A key may itself hold an escape-like sequence (``\\``, ``%41``, ``&amp;``): a text that
+# spells one of its other characters escaped is decoded in all families at once, so the
+# key's own sequence is decoded too, and the reading holds the key's decoded form, not the
+# key. Those decoded forms are registered with the key (:func:`decoded_forms`).
+_FAMILIES: Final = (
+    re.compile(
+        r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+        r"|\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[/\"'\\bfnrt])"
+    ),
+    re.compile(r"%[0-9a-fA-F]{2}(?:%[0-9a-fA-F]{2})*"),
+    re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});?"),
+)
+_MAX_FORMS: Final = 64
+_FAMILY_CHARS: Final = ("\\", "%", "&")
+
+
+def _family_steps(text: str) -> list[re.Pattern[str]]:
+    """The single families worth decoding alone in ``text``: only when it mixes them."""
+    present = [
+        family for char, family in zip(_FAMILY_CHARS, _FAMILIES, strict=True) if char in text
+    ]
+    if not present or (len(present) == 1 and "+" not in text):
+        return []  # one family (no blank spelling): the all-families reading is the same
+    return present
+
+
+_MAX_READINGS: Final = 32
+
+
+_Path = tuple[re.Pattern[str], ...]
+
+
+def _readings(text: str) -> list[tuple[str, _Path]]:
+    """Every reading of ``text`` up to MAX_ROUNDS steps (one family, or all), with its path.
+
+    Each level's all-families step from the all-families chain comes first, so the chain is
+    never cut by the cap of 32 nor merged into another path.
+    """
+    out: list[tuple[str, _Path]] = []
+    seen = {text}
+    level: list[tuple[str, _Path]] = [(text, ())]
+    for _ in range(MAX_ROUNDS):
+        following = []
+        for current, path in level:
+            if not has_escapes(current):
+                continue
+            pure = all(p is _TOKEN for p in path)
+            for step in (_TOKEN, *_family_steps(current)):
+                reading = step.sub(_plain, current)
+                chain = pure and step is _TOKEN
+                if reading in seen or (len(seen) > _MAX_READINGS and not chain):
+                    continue
+                seen.add(reading)
+                following.append((reading, (*path, step)))
+        out.extend(following)
+        level = following
+    return out
+
+
+def family_readings(text: str) -> list[tuple[str, _Path]]:
+    """``text`` decoded one family at a time where it mixes families, with each path taken.
+
+    A key holding ``%00`` echoed with JSON ``\\u00a0`` for another character reads back as
+    the key only when the JSON escapes alone are decoded; nested (HTML inside JSON), each
+    level may be a different family. Every reading up to :data:`MAX_ROUNDS` steps, each
+    step one family or all of them, with at least one single-family step (the all-families
+    chain is :func:`decode`'s own); at most 32.
+    """
+    return [(r, path) for r, path in _readings(text) if any(p is not _TOKEN for p in path)]
+
+
+def decoded_forms(form: str) -> frozenset[str]:
+    """``form`` as each escape family's decoding, and their compositions, leaves it.
+
+    Up to :data:`MAX_ROUNDS` steps, each one family (JSON, percent, HTML) or all at once
+    (what :func:`decode` does to a text); at most 64 distinct strings, ``form`` excluded.
+    Empty when ``form`` holds no escape character (the common case costs four tests).
+    """
+    if not has_escapes(form):
+        return frozenset()
+    seen = {form}
+    level = [form]
+    for _ in range(MAX_ROUNDS):
+        following: list[str] = []
+        for current in level:
+            if not has_escapes(current):
+                continue
+            steps = [family.sub(_plain, current) for family in _FAMILIES]
+            steps.extend(decode(current))
+            for step in steps:
+                if step not in seen and len(seen) <= _MAX_FORMS:
+                    seen.add(step)
+                    following.append(step)
+        level = following
+    seen.discard(form)
+    return frozenset(seen)
+
+
+# -- the cut ------------------------------------------------------------------------------
+#: How many times longer than the value a spelling the decoder reads can be: three levels of
+#: nesting (JSON of a percent-encoding of a JSON escape is about 108 characters for one).
+MAX_GROWTH: Final = 128
+
+_RUN: Final = re.compile(
+    r"(?:" + _TOKEN.pattern + r"|[\w.~-]"
+    # an escape cut short at the end of the text
+    r"|\\(?:[uU][0-9a-fA-F]{0,7}|x[0-9a-fA-F]?)?\Z|%[0-9a-fA-F]?\Z|&#?[xX]?[0-9A-Za-z]*\Z)+"
+)
+
+
+def open_escape_tail(kept: str, window: int) -> str:
+    """``kept`` (text cut short) without a trailing run of escapes the cut went through.
+
+    A spelling longer than the look-ahead margin (zero-padded HTML references have no
+    bound) is not seen whole, so it is not masked; its escaped head before the cut would
+    still be a fragment of the secret. The trailing run of escapes, letters and digits
+    within the last ``window`` characters is dropped when it holds an escape.
+    """
+    tail = kept[-window:]
+    if not has_escapes(tail):
+        return kept
+    last = None
+    for last in _RUN.finditer(tail):  # noqa: B007 - only the last run matters
+        pass
+    if last is None or last.end() != len(tail):
+        return kept
+    run = last.group(0)
+    if not (has_escapes(run) or "&" in run):
+        return kept
+    return kept[: len(kept) - len(tail) + last.start()]

@@ -12,7 +12,10 @@ listed here:
 - for a value outside ASCII, its UTF-8 bytes read as latin-1 (how ``http.server`` echoes a
   header it received);
 - for a value holding ``+``, the value with blanks for ``+`` (a form decoder reads a literal
-  ``+`` as a blank).
+  ``+`` as a blank);
+- for a value holding an escape-like sequence (``\\``, ``%41``, ``&amp;``), the value as
+  each escape family's decoding leaves it (a text spelling another of its characters
+  escaped is read back with the value's own sequence decoded too).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import base64
 import binascii
 import re
 from typing import Final
+
+from ._decode import decoded_forms, has_escapes
 
 __all__ = ["MIN_FORM_LENGTH", "atoms", "derived_forms", "supers_of"]
 
@@ -99,6 +104,9 @@ def atoms(value: str) -> frozenset[str]:
         if not part.isascii():
             found.add(part.encode("utf-8", "surrogatepass").decode("latin-1"))
     found |= {f.replace("+", " ") for f in found if "+" in f}
+    # A value holding escape-like sequences, echoed with another character escaped, is read
+    # back with its own sequences decoded too: those readings are forms of it.
+    found |= {d for f in list(found) for d in decoded_forms(f)}
     for part in parts:
         if "#" in part or "?" in part:
             found |= _url_cut_forms(part)
@@ -134,7 +142,7 @@ def supers_of(value: str) -> dict[str, frozenset[str]]:
     if (
         value.isascii()
         and value == value.strip()
-        and "+" not in value
+        and not has_escapes(value)
         and "#" not in value
         and "?" not in value
     ):

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterable
 from typing import Final
 
-from ._decode import MAX_ROUNDS, decode, decode_mapped, has_escapes
+from ._decode import MAX_ROUNDS, decode, decode_mapped, family_readings, has_escapes
 from ._grace import GracePool
 from ._names import REDACTED
 
@@ -454,6 +454,17 @@ def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
                 spans.append((s[i], e[i + len(form) - 1]))
                 i = decoded.find(form, i + len(form))
         current, starts, ends = decoded, s, e
+    for _, path in family_readings(text):  # one escape family at a time (mixed texts)
+        decoded, s, e = text, list(range(len(text))), list(range(1, len(text) + 1))
+        for step in path:
+            decoded, s2, e2 = decode_mapped(decoded, step)
+            s = [s[i] for i in s2]
+            e = [e[i - 1] for i in e2]
+        for form in forms:
+            i = decoded.find(form)
+            while i >= 0:
+                spans.append((s[i], e[i + len(form) - 1]))
+                i = decoded.find(form, i + len(form))
     return spans
 
 

@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from ._decode import MAX_GROWTH, has_escapes, open_escape_tail
 from ._exceptions import sanitize_exception
 from ._forms import supers_of
 from ._index import ValueIndex
@@ -25,8 +26,6 @@ GRACE_SECONDS: Final = 600.0
 #: How many forgotten owners are remembered at most (the oldest go first).
 GRACE_MAX_OWNERS: Final = 1024
 _SCALARS: Final = frozenset({int, float, bool})
-# Every escape spelling of a character is at most this many times longer than it.
-_ESCAPE_GROWTH: Final = 16
 
 _Supers = dict[str, frozenset[str]]
 
@@ -252,11 +251,32 @@ class Redactor:
     def mask_cut(self, text: str, limit: int) -> str:
         """``text`` masked, then cut to ``limit`` characters: no cut can split a secret.
 
-        Only a margin past ``limit`` is masked (long enough for the longest escaped atom),
-        so a huge body costs no more than its first characters.
+        Only a margin past ``limit`` is masked (long enough for the longest atom spelled in
+        three nested escape levels), so a huge body costs no more than its first characters;
+        a run of escapes the cut goes through is dropped (it may be a longer spelling's head).
         """
-        margin = self._index.longest * _ESCAPE_GROWTH + 64
-        return self.mask(text[: limit + margin])[:limit]
+        longest = self._index.longest
+        margin = longest * MAX_GROWTH + 64
+        head = text[: limit + margin]
+        if not has_escapes(head):  # no escaped spelling: an atom shows as itself, unstretched
+            margin = longest + 64
+            head = head[: limit + margin]
+        masked = self.mask(head)
+        if len(text) > limit + margin and len(masked) <= limit:
+            # Masking shrank the text below the limit: the margin's own cut shows, and a
+            # value it split (no longer than the longest atom) goes with it.
+            last = masked.rfind(REDACTED)
+            keep = len(masked) - longest
+            if last >= 0:
+                keep = max(keep, last + len(REDACTED))
+            masked = masked[: max(0, keep)]
+        elif len(masked) > limit:
+            masked = masked[:limit]
+        else:
+            return masked
+        # An escape run the cut goes through may be the head of a spelling too long for the
+        # margin: it is dropped rather than shown.
+        return open_escape_tail(masked, margin)
 
     def mask_url(self, url: str) -> str:
         """``url`` with userinfo as ``REDACTED:REDACTED`` and sensitive query values REDACTED."""

@@ -512,3 +512,16 @@ def test_header_names_of_str_and_bytes_subclasses_are_sent(upstream: Upstream) -
     assert [r.headers.get("x-custom") for r in upstream.seen[:2]] == ["mine", "mine"]
     assert upstream.seen[2].headers.get("X-API-Key") == "bytes-named-key-1234"
     assert "bytes-named-key-1234" not in DEFAULT_REDACTOR.mask("echo: bytes-named-key-1234")
+
+
+def test_a_bare_value_error_quoting_a_credential_leaves_the_session_masked() -> None:
+    """http.client's ``Invalid header value b'...'`` (requests 2.31 lets an LF by) is masked."""
+    from observable_session._credentials import masked_value_error
+
+    key = "value-error-key-5678"
+    with Session(auth_headers={"X-API-Key": key}):
+        copy = masked_value_error(ValueError(f"Invalid header value {(key + chr(10)).encode()!r}"))
+        assert copy is not None and type(copy) is ValueError
+        assert key not in str(copy) and key not in repr(copy.args)
+        assert masked_value_error(ValueError("nothing secret here")) is None
+        assert masked_value_error(KeyError(key)) is None

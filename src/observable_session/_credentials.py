@@ -210,6 +210,22 @@ def masked_unicode_error(exc: BaseException) -> UnicodeEncodeError | None:
     return copy.with_traceback(exc.__traceback__)
 
 
+def masked_value_error(exc: BaseException) -> ValueError | None:
+    """A copy of a bare ``ValueError`` whose message quoted a credential, masked.
+
+    ``http.client`` refuses a header value it cannot send (an LF that requests 2.31 lets
+    through) with ``ValueError("Invalid header value b'...'")``, quoting the value. ``None``
+    when ``exc`` is something else or holds nothing to mask.
+    """
+    if type(exc) is not ValueError:
+        return None
+    text = str(exc)
+    masked = DEFAULT_REDACTOR.mask(text)
+    if masked == text:
+        return None
+    return ValueError(masked).with_traceback(exc.__traceback__)
+
+
 def _cookie_values(header: str) -> list[str]:
     values = []
     for pair in header.split(";"):

@@ -48,7 +48,7 @@ from ._call import PENDING as _PENDING
 from ._call import Call as _Call
 from ._call import CallOptions as _CallOptions
 from ._config import DEFAULT_ERROR_BODY_LIMIT
-from ._credentials import Credentials, masked_unicode_error, origin_bound
+from ._credentials import Credentials, masked_unicode_error, masked_value_error, origin_bound
 from ._environment import Environment as _Environment
 from ._failures import deadline_error, http_error, wrap
 from ._retry import RetryPolicy, error_type
@@ -786,7 +786,7 @@ class Session(requests.Session):
         token = _ACTIVE.set(call)
         response: Response | None = None
         failure: BaseException | None = None
-        unencodable: UnicodeEncodeError | None = None
+        unencodable: ValueError | None = None
         watched = _deadline.start(call.deadline_at)
         call.watch = watched[0] if watched is not None else None
         try:
@@ -797,7 +797,7 @@ class Session(requests.Session):
             failure = wrap(exc, call)
         except BaseException as exc:
             call.recorder.end(None, error_type(exc), call.attempts, time.perf_counter() - start)
-            unencodable = masked_unicode_error(exc)
+            unencodable = masked_unicode_error(exc) or masked_value_error(exc)
             if unencodable is None:
                 raise
         finally:

@@ -286,8 +286,10 @@ def run_demo(
             duration=options.duration,
             secret=key,
         )
-        _announce(options, seed, target, upstream, telemetry, stderr if options.json else stdout)
         with _stop_on_sigterm(workload.stop):
+            # The handler is in place before the announcement: whoever reads it may stop us.
+            announce_to = stderr if options.json else stdout
+            _announce(options, seed, target, upstream, telemetry, announce_to)
             workload.start()
             try:
                 interrupted = _drive(workload, telemetry.recorder, options, console, stderr)

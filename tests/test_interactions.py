@@ -1,0 +1,192 @@
+"""Attacks on the merged whole: the secrets guarantee where features meet.
+
+Each test crosses two features (the header cache and rotation from another thread, the
+lazy index and an immediate echo, Session.wait and the origin rule, errors after close()
+and the grace period, redirects to another port), against real loopback servers.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+import traceback
+import uuid
+
+import pytest
+import requests
+
+from observable_session import RequestsApiError, Session
+from observable_session.redaction import DEFAULT_REDACTOR
+from tests.conftest import Echo, Reply, Upstream
+
+
+def _key() -> str:
+    return f"sk-live-{uuid.uuid4().hex}{uuid.uuid4().hex[:8]}"
+
+
+def _sinks(exc: BaseException) -> str:
+    """Every text an error is seen as: str, repr, args, pickle, traceback, chained causes."""
+    parts = [str(exc), repr(exc), repr(exc.args)]
+    parts.append("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    parts.append(repr(pickle.dumps(exc)))
+    request = getattr(exc, "request", None)
+    if request is not None:
+        parts.append(repr(getattr(request, "headers", None)))
+        parts.append(str(getattr(request, "url", "")))
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None:
+        parts.append(repr(cause))
+    return "\n".join(parts)
+
+
+def test_session_header_rotated_from_another_thread_is_masked(upstream: Upstream) -> None:
+    """A sensitive session.headers value rotated while the cached headers are reused."""
+    upstream.script("/echo", Echo(401))
+    keys: list[str] = [_key()]
+    stop = threading.Event()
+    api = Session(base_url=upstream.url)
+    api.headers["X-API-Key"] = keys[0]
+
+    def rotate() -> None:
+        for _ in range(200):
+            if stop.is_set():
+                return
+            key = _key()
+            keys.append(key)
+            api.headers["X-API-Key"] = key
+
+    rotator = threading.Thread(target=rotate)
+    rotator.start()
+    texts = []
+    try:
+        for _ in range(40):
+            with pytest.raises(RequestsApiError) as info:
+                api.get("/echo")
+            texts.append(_sinks(info.value))
+    finally:
+        stop.set()
+        rotator.join()
+        api.close()
+    blob = "\n".join(texts)
+    assert [k for k in keys if k in blob] == []
+
+
+def test_value_echoed_from_another_thread_before_any_search_is_masked() -> None:
+    """Lazy filing: a value registered, then masked at once in another thread."""
+    for _ in range(50):
+        key = _key()
+        owners = [Session() for _ in range(3)]
+        seen: list[str] = []
+        ready = threading.Event()
+
+        def echo(key: str = key) -> None:
+            ready.wait()
+            seen.append(DEFAULT_REDACTOR.mask(f"rejected {key}"))
+
+        worker = threading.Thread(target=echo)
+        worker.start()
+        owners[0].auth_headers = {"X-API-Key": key}
+        ready.set()
+        worker.join()
+        for owner in owners:
+            owner.close()
+        assert key not in seen[0]
+
+
+def test_error_after_close_and_after_the_grace_period_stays_masked(upstream: Upstream) -> None:
+    """The error raised in the block, looked at after close() and after the grace is over."""
+    upstream.script("/echo", Echo(401))
+    key = _key()
+    with Session(base_url=upstream.url, auth_headers={"X-API-Key": key}) as api:
+        with pytest.raises(RequestsApiError) as info:
+            api.get("/echo")
+    exc = info.value
+    assert key not in _sinks(exc)
+    DEFAULT_REDACTOR.expire(now=time.monotonic() + 3600)
+    assert key not in _sinks(exc)
+    # the masked copy stays masked; the response keeps the real request (as requests does)
+    assert key not in repr(exc.request.headers)
+
+
+def test_closed_session_reused_after_the_grace_period_masks_again(upstream: Upstream) -> None:
+    """close(), the grace runs out, the session sends again with the same cached headers."""
+    upstream.script("/echo", Echo(401))
+    key = _key()
+    api = Session(base_url=upstream.url)
+    api.headers["X-API-Key"] = key
+    with pytest.raises(RequestsApiError):
+        api.get("/echo")
+    api.close()
+    DEFAULT_REDACTOR.expire(now=time.monotonic() + 3600)
+    with pytest.raises(RequestsApiError) as info:
+        api.get("/echo")
+    api.close()
+    assert key not in _sinks(info.value)
+
+
+def test_wait_polling_another_origin_sends_no_session_credential(
+    upstream: Upstream, other_upstream: Upstream
+) -> None:
+    """A Location on another origin: the seed-style session.headers key is not sent there."""
+    key = _key()
+    upstream.script("/jobs", Reply(202, {}, {"Location": f"{other_upstream.url}/status"}))
+    other_upstream.script("/status", Reply(200, {"done": True}))
+    with Session(base_url=upstream.url) as api:
+        api.headers["X-API-Key"] = key
+        api.headers["Authorization"] = f"Bearer {key}"
+        submitted = api.post("/jobs")
+        api.wait(submitted, until=lambda r: r.json().get("done"), interval=0.0)
+    assert other_upstream.hits("/status") >= 1
+    assert all(key not in repr(seen.headers) for seen in other_upstream.seen)
+
+
+@pytest.mark.parametrize("base", [True, False])
+def test_redirect_to_another_port_strips_auth_and_session_headers(
+    upstream: Upstream, other_upstream: Upstream, base: bool
+) -> None:
+    """auth= and session.headers credentials never follow a redirect to another port."""
+    key, password = _key(), _key()
+    upstream.script("/go", Reply(302, b"", {"Location": f"{other_upstream.url}/landing"}))
+    other_upstream.script("/landing", Reply(200, b"ok"))
+    api = Session(base_url=upstream.url) if base else Session()
+    url = "/go" if base else f"{upstream.url}/go"
+    with api:
+        api.headers["X-API-Key"] = key
+        resp = api.get(url, auth=("user", password))
+        assert resp.status_code == 200
+    other = repr([s.headers for s in other_upstream.seen])
+    assert other_upstream.hits("/landing") == 1
+    assert key not in other and "Authorization" not in other
+
+
+@pytest.mark.parametrize("base", [True, False])
+def test_next_sent_by_hand_strips_credentials(
+    upstream: Upstream, other_upstream: Upstream, base: bool
+) -> None:
+    """allow_redirects=False, then resp.next sent manually to another port."""
+    key = _key()
+    upstream.script("/go", Reply(302, b"", {"Location": f"{other_upstream.url}/landing"}))
+    other_upstream.script("/landing", Echo(401))
+    api = Session(base_url=upstream.url) if base else Session()
+    url = "/go" if base else f"{upstream.url}/go"
+    with api:
+        api.headers["X-API-Key"] = key
+        api.auth_headers = {"X-Service": key + "x"}
+        resp = api.get(url, allow_redirects=False)
+        assert resp.next is not None
+        try:
+            api.send(resp.next)
+        except RequestsApiError as exc:
+            assert key not in _sinks(exc)
+    other = repr([s.headers for s in other_upstream.seen])
+    assert other_upstream.hits("/landing") == 1
+    assert key not in other
+
+
+def test_requests_session_redirect_reference(upstream: Upstream, other_upstream: Upstream) -> None:
+    """Reference: plain requests strips Authorization to another port too (sanity)."""
+    upstream.script("/go", Reply(302, b"", {"Location": f"{other_upstream.url}/landing"}))
+    with requests.Session() as plain:
+        plain.get(f"{upstream.url}/go", auth=("u", "p"))
+    assert "Authorization" not in other_upstream.seen[-1].headers

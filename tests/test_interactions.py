@@ -80,7 +80,7 @@ def test_value_echoed_from_another_thread_before_any_search_is_masked() -> None:
         seen: list[str] = []
         ready = threading.Event()
 
-        def echo(key: str = key) -> None:
+        def echo(key: str = key, ready: threading.Event = ready, seen: list[str] = seen) -> None:
             ready.wait()
             seen.append(DEFAULT_REDACTOR.mask(f"rejected {key}"))
 
@@ -190,3 +190,23 @@ def test_requests_session_redirect_reference(upstream: Upstream, other_upstream:
     with requests.Session() as plain:
         plain.get(f"{upstream.url}/go", auth=("u", "p"))
     assert "Authorization" not in other_upstream.seen[-1].headers
+
+
+def test_wait_errors_carry_a_masked_request(upstream: Upstream) -> None:
+    """WaitFailed / WaitTimeout: ``.request`` is the masked copy, as every error's is."""
+    from observable_session import WaitFailed, WaitTimeout
+
+    key = _key()
+    upstream.script("/status", Reply(200, {"state": "failed"}))
+    with Session(base_url=upstream.url, sleep=lambda _s: None) as api:
+        api.headers["X-API-Key"] = key
+        api.auth_headers = {"X-Service": key + "svc"}
+        with pytest.raises(WaitFailed) as failed:
+            api.wait("/status", until=lambda r: False, fail_when=lambda r: True, interval=0.0)
+        with pytest.raises(WaitTimeout) as timed_out:
+            api.wait("/status", until=lambda r: False, interval=0.0, deadline=0.05)
+    DEFAULT_REDACTOR.expire(now=time.monotonic() + 3600)
+    for exc in (failed.value, timed_out.value):
+        assert exc.response is not None
+        assert key not in _sinks(exc)
+        assert exc.request is not exc.response.request

@@ -7,18 +7,24 @@ and the grace period, redirects to another port), against real loopback servers.
 
 from __future__ import annotations
 
+import io
+import logging
 import pickle
 import threading
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import requests
+import structlog
 
-from observable_session import RequestsApiError, Session
+from observable_session import RequestsApiError, Session, WaitFailed, WaitTimeout
+from observable_session.logs import configure_logging
 from observable_session.redaction import DEFAULT_REDACTOR
-from tests.conftest import Echo, Reply, Upstream
+from tests.conftest import Echo, Otel, Reply, Upstream
+from tests.echo_servers import EchoServer, views
 
 
 def _key() -> str:
@@ -194,8 +200,6 @@ def test_requests_session_redirect_reference(upstream: Upstream, other_upstream:
 
 def test_wait_errors_carry_a_masked_request(upstream: Upstream) -> None:
     """WaitFailed / WaitTimeout: ``.request`` is the masked copy, as every error's is."""
-    from observable_session import WaitFailed, WaitTimeout
-
     key = _key()
     upstream.script("/status", Reply(200, {"state": "failed"}))
     with Session(base_url=upstream.url, sleep=lambda _s: None) as api:
@@ -210,3 +214,50 @@ def test_wait_errors_carry_a_masked_request(upstream: Upstream) -> None:
         assert exc.response is not None
         assert key not in _sinks(exc)
         assert exc.request is not exc.response.request
+
+
+@pytest.fixture
+def echo_server() -> Iterator[EchoServer]:
+    """The spelling echo server of ``tests/echo_servers.py``."""
+    server = EchoServer()
+    yield server
+    server.close()
+
+
+def _sdk_texts(otel: Otel) -> str:
+    out = []
+    for span in otel.spans():
+        out.append(span.name)
+        out.append(repr(dict(span.attributes or {})))
+        out.append(repr(span.status.description))
+        for event in span.events:
+            out.append(event.name + repr(dict(event.attributes or {})))
+    data = otel.reader.get_metrics_data()
+    out.append(data.to_json() if data is not None else "")
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("form", ["plain", "json", "percent", "b64"])
+def test_wait_on_an_operation_location_echoing_the_key_is_masked(
+    echo_server: EchoServer, otel: Otel, form: str
+) -> None:
+    """The job's poll URL spells the key: span, metrics, logs and the error are masked."""
+    key = _key()
+    stream = io.StringIO()
+    handler = configure_logging("DEBUG", json=True, stream=stream)
+    try:
+        with Session(base_url=echo_server.url, sleep=lambda _s: None, **otel.providers()) as api:
+            api.headers["X-API-Key"] = key
+            query = {"where": "operation", "status": "202", "form": form, "seed": "3"}
+            submitted = api.post("/echo", params=query)
+            with pytest.raises(WaitTimeout) as info:
+                api.wait(submitted, until=lambda r: False, interval=0.0, deadline=0.05)
+            structlog.get_logger("attack").error("wait failed", error=str(info.value))
+            logging.getLogger("attack").error("wait failed %s", info.value.response.url)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert info.value.response is not None and "echo=" in info.value.response.url
+    texts = "\n".join([_sdk_texts(otel), stream.getvalue(), _sinks(info.value)])
+    assert key not in texts
+    for view in views(texts):
+        assert key not in view

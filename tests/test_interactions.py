@@ -261,3 +261,28 @@ def test_wait_on_an_operation_location_echoing_the_key_is_masked(
     assert key not in texts
     for view in views(texts):
         assert key not in view
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_request_prepared_before_close_sent_after_the_grace_is_masked(
+    upstream: Upstream, rotated: bool
+) -> None:
+    """prepare_request, close(), the grace runs out, then send(): its auth header is known."""
+    upstream.script("/echo", Echo(401))
+    key = _key()
+    api = Session(base_url=upstream.url, auth_headers={"X-Service": key})
+    prepared = api.prepare_request(requests.Request("GET", f"{upstream.url}/echo"))
+    if rotated:
+        api.auth_headers = {"X-Service": _key()}
+    api.close()
+    DEFAULT_REDACTOR.expire(now=time.monotonic() + 3600)
+    stream = io.StringIO()
+    handler = configure_logging(json=True, stream=stream)
+    try:
+        resp = api.send(prepared)
+        structlog.get_logger("attack").error("rejected", body=resp.text)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        api.close()
+    assert key in upstream.seen[-1].headers["X-Service"]
+    assert key not in stream.getvalue()

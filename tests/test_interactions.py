@@ -286,3 +286,28 @@ def test_request_prepared_before_close_sent_after_the_grace_is_masked(
         api.close()
     assert key in upstream.seen[-1].headers["X-Service"]
     assert key not in stream.getvalue()
+
+
+def test_digest_request_prepared_before_close_sent_after_the_grace_is_masked(
+    echo_server: EchoServer,
+) -> None:
+    """A Digest password (never in a header) of a request prepared before close()."""
+    from requests.auth import HTTPDigestAuth
+
+    password = _key()
+    echo_server.state.digest_password = password
+    api = Session(base_url=echo_server.url)
+    api.auth = HTTPDigestAuth("user", password)
+    prepared = api.prepare_request(requests.Request("GET", f"{echo_server.url}/echo?h=digest"))
+    api.close()
+    DEFAULT_REDACTOR.expire(now=time.monotonic() + 3600)
+    stream = io.StringIO()
+    handler = configure_logging(json=True, stream=stream)
+    try:
+        resp = api.send(prepared)
+        structlog.get_logger("attack").error("rejected", body=resp.text)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        api.close()
+    assert password in resp.text
+    assert password not in stream.getvalue()

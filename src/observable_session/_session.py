@@ -24,6 +24,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from requests import PreparedRequest, Request, Response
 from requests.adapters import BaseAdapter
+from requests.auth import AuthBase
 from requests.cookies import (
     RequestsCookieJar,
     cookiejar_from_dict,
@@ -848,6 +849,11 @@ class Session(requests.Session):
             self._credentials.register(
                 [v.decode("latin-1") if isinstance(v, bytes) else v for v in sent if v]
             )
+        for hook in request.hooks.get("response") or ():
+            # An auth that answers a challenge (Digest) keeps its password out of the headers.
+            owner = getattr(hook, "__self__", None)
+            if isinstance(owner, AuthBase):
+                self._credentials.register_auth(owner)
         self._credentials.register_proxies(kwargs["proxies"])
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout

@@ -311,3 +311,26 @@ def test_digest_request_prepared_before_close_sent_after_the_grace_is_masked(
         api.close()
     assert password in resp.text
     assert password not in stream.getvalue()
+
+
+def test_userinfo_request_prepared_before_close_sent_after_the_grace_is_masked(
+    echo_server: EchoServer,
+) -> None:
+    """URL userinfo of a request prepared before close(): its password is known at send."""
+    password = _key()
+    api = Session()
+    host = echo_server.url.replace("http://", "")
+    url = f"http://user:{password}@{host}/echo?h=Authorization&part=password"
+    prepared = api.prepare_request(requests.Request("GET", url))
+    api.close()
+    DEFAULT_REDACTOR.expire(now=time.monotonic() + 3600)
+    stream = io.StringIO()
+    handler = configure_logging(json=True, stream=stream)
+    try:
+        resp = api.send(prepared)
+        structlog.get_logger("attack").error("rejected", body=resp.text, url=prepared.url)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        api.close()
+    assert password in resp.text
+    assert password not in stream.getvalue()

@@ -334,3 +334,29 @@ def test_userinfo_request_prepared_before_close_sent_after_the_grace_is_masked(
         api.close()
     assert password in resp.text
     assert password not in stream.getvalue()
+
+
+def test_idempotency_key_naming_an_auth_header_records_it_masked(
+    upstream: Upstream, otel: Otel
+) -> None:
+    """idempotency_key pointed at an auth header the name check cannot know."""
+    upstream.script("/jobs", Echo(401))
+    key = _key()
+    with Session(
+        base_url=upstream.url,
+        auth_headers={"X-Service": key},
+        idempotency_key="X-Service",
+        **otel.providers(),
+    ) as api:
+        with pytest.raises(RequestsApiError) as info:
+            api.post("/jobs", json={"n": 1})
+    assert upstream.seen[-1].headers["X-Service"] == key
+    assert key not in _sdk_texts(otel) + _sinks(info.value)
+
+
+def test_idempotency_key_refuses_a_credential_name_without_echoing() -> None:
+    """A sensitive name is refused with a typed error naming the argument."""
+    from observable_session import InvalidConfigError
+
+    with pytest.raises(InvalidConfigError, match="idempotency_key"):
+        Session(idempotency_key="X-API-Key")

@@ -360,3 +360,31 @@ def test_idempotency_key_refuses_a_credential_name_without_echoing() -> None:
 
     with pytest.raises(InvalidConfigError, match="idempotency_key"):
         Session(idempotency_key="X-API-Key")
+
+
+def test_breaker_and_budget_errors_after_an_echo_are_masked(
+    upstream: Upstream, otel: Otel
+) -> None:
+    """An echoing 503 trips the breaker: both errors, spans and metrics hold no key."""
+    from observable_session import CircuitBreaker, CircuitOpenError, RetryBudget
+
+    upstream.script("/jobs", Echo(503))
+    key = _key()
+    breaker = CircuitBreaker(failure_ratio=0.5, minimum_throughput=1, break_duration=60.0)
+    with Session(
+        base_url=upstream.url,
+        auth_headers={"X-Service": key},
+        circuit_breaker=breaker,
+        retry_budget=RetryBudget(),
+        sleep=lambda _s: None,
+        **otel.providers(),
+    ) as api:
+        api.headers["Authorization"] = f"Bearer {key}z"
+        with pytest.raises(RequestsApiError) as first:
+            api.get("/jobs")
+        with pytest.raises(CircuitOpenError) as second:
+            api.get("/jobs")
+    DEFAULT_REDACTOR.expire(now=time.monotonic() + 3600)
+    texts = _sdk_texts(otel) + _sinks(first.value) + _sinks(second.value)
+    assert key in repr(upstream.seen[-1].headers)
+    assert key not in texts

@@ -362,9 +362,7 @@ def test_idempotency_key_refuses_a_credential_name_without_echoing() -> None:
         Session(idempotency_key="X-API-Key")
 
 
-def test_breaker_and_budget_errors_after_an_echo_are_masked(
-    upstream: Upstream, otel: Otel
-) -> None:
+def test_breaker_and_budget_errors_after_an_echo_are_masked(upstream: Upstream, otel: Otel) -> None:
     """An echoing 503 trips the breaker: both errors, spans and metrics hold no key."""
     from observable_session import CircuitBreaker, CircuitOpenError, RetryBudget
 

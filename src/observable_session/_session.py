@@ -24,6 +24,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from requests import PreparedRequest, Request, Response
 from requests.adapters import BaseAdapter
+from requests.auth import AuthBase
 from requests.cookies import (
     RequestsCookieJar,
     cookiejar_from_dict,
@@ -376,7 +377,7 @@ class Session(requests.Session):
         An error handled after ``with Session(...)`` is still masked (see
         :data:`observable_session.redaction.GRACE_SECONDS`). A closed session can still
         send (as requests allows); its secrets are then registered again before the next
-        request is prepared.
+        request is prepared or sent (one prepared before ``close()`` included).
         """
         super().close()
         self._credentials.close()
@@ -570,10 +571,7 @@ class Session(requests.Session):
             )
         credentials = self._credentials
         if self._closed:
-            self._auth_headers.bind(credentials)
-            credentials.register_url(self._base_url)
-            self._prepared_headers = None  # the registry was emptied: register them anew
-            self._closed = False
+            self._reopen()
         # PreparedRequest.prepare, step by step, with shortcuts that change nothing: a URL
         # without params is prepared once per session (parsing and requoting cost more than
         # the rest of the preparation); the session's headers, when the request adds none,
@@ -618,6 +616,13 @@ class Session(requests.Session):
                 if name.lower() not in explicit:
                     prepared.headers[name] = _header_value(value)  # type: ignore[assignment]
         return prepared
+
+    def _reopen(self) -> None:
+        """A closed session sends again: its registry was emptied, register it anew."""
+        self._auth_headers.bind(self._credentials)
+        self._credentials.register_url(self._base_url)
+        self._prepared_headers = None
+        self._closed = False
 
     def _prepare_url(self, prepared: PreparedRequest, url: Any, params: Any) -> None:
         """``prepared.prepare_url``, from a per-session cache when there are no params."""
@@ -834,8 +839,21 @@ class Session(requests.Session):
                 else dict(self.proxies or {})
             )
         # Every hop passes here (a prepared request sent directly, a redirect): what it
-        # carries is registered before it goes on the wire.
+        # carries is registered before it goes on the wire: a request prepared before
+        # close() included (its auth headers, rotated since or not, left the registry).
+        if self._closed:
+            self._reopen()
         self._credentials.register_headers(request.headers)
+        if len(self._auth_headers):
+            sent = [request.headers.get(name) for name in self._auth_headers]
+            self._credentials.register(
+                [v.decode("latin-1") if isinstance(v, bytes) else v for v in sent if v]
+            )
+        for hook in request.hooks.get("response") or ():
+            # An auth that answers a challenge (Digest) keeps its password out of the headers.
+            owner = getattr(hook, "__self__", None)
+            if isinstance(owner, AuthBase):
+                self._credentials.register_auth(owner)
         self._credentials.register_proxies(kwargs["proxies"])
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout

@@ -154,6 +154,12 @@ class RequestsApiError(requests.RequestException):
         requests.RequestException.__init__(
             self, *(args if args is not None else (message,)), response=response, request=request
         )
+        if request is None and isinstance(self.request, requests.PreparedRequest):
+            # requests took the response's own request (its live credential headers): an
+            # error outlives its session's masking, so it holds the masked copy instead.
+            from ._failures import masked_request
+
+            self.request = masked_request(self.request)
         self._message = message
         self.status_code: int | None = response.status_code if response is not None else None
         self.attempts = attempts

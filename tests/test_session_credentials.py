@@ -525,3 +525,36 @@ def test_a_bare_value_error_quoting_a_credential_leaves_the_session_masked() -> 
         assert key not in str(copy) and key not in repr(copy.args)
         assert masked_value_error(ValueError("nothing secret here")) is None
         assert masked_value_error(KeyError(key)) is None
+
+
+def test_a_known_value_refreshed_while_another_thread_evicts_it_stays_registered() -> None:
+    """Refreshing a value's last-sent mark cannot race its eviction: known means registered."""
+    from observable_session import _credentials
+
+    credentials = _credentials.Credentials()
+    first = "race-first-value-0000"
+    credentials.register([first])
+    budget = credentials._budgets[0]
+    filler = [f"race-filler-{i:06d}-" + "x" * 200 for i in range(_credentials.MAX_BYTES // 200)]
+
+    class Interleaving(dict):  # type: ignore[type-arg]
+        """Lets another thread fill the budget (evicting ``first``) inside the known-check."""
+
+        armed = True
+
+        def __contains__(self, key: object) -> bool:
+            found = super().__contains__(key)
+            if self.armed and key == first:
+                self.armed = False
+                other = threading.Thread(target=credentials.register, args=(filler,))
+                other.start()
+                other.join(0.5)  # with the lock held across the step, it waits for us
+                Interleaving.other = other  # type: ignore[attr-defined]
+            return found
+
+    budget.values = Interleaving(budget.values)
+    credentials.register([first])
+    Interleaving.other.join(5)  # type: ignore[attr-defined]
+    for value in list(budget.values):
+        assert DEFAULT_REDACTOR.mask(f"echo {value} .") != f"echo {value} .", value[:20]
+    credentials.close()

@@ -83,15 +83,17 @@ class Credentials:
         """Mask ``values`` from now on; returns once every form of each is registered."""
         budget = self._budgets[1 if cookies else 0]
         known = budget.values
-        fresh = []
-        for value in values:
-            if value in known:
-                known[value] = next(self._tick)  # recently sent: the last to be let go
-            elif type(value) is str and len(value) >= MIN_VALUE_LENGTH:
-                fresh.append(value)
-        if not fresh:
-            return
+        # One lock for the whole step: refreshing a known value's mark while another thread
+        # evicts it would put it back as known but no longer registered with the redactor.
         with self._lock:
+            fresh = []
+            for value in values:
+                if value in known:
+                    known[value] = next(self._tick)  # recently sent: the last to be let go
+                elif type(value) is str and len(value) >= MIN_VALUE_LENGTH:
+                    fresh.append(value)
+            if not fresh:
+                return
             evicted: list[str] = []
             for value in fresh:
                 evicted += budget.add(value, next(self._tick))

@@ -30,6 +30,7 @@ from typing import Any
 
 import requests
 
+from bench_redaction import typical_event
 from observable_session import Session
 from observable_session.redaction import DEFAULT_REDACTOR, EventRedactor, Redactor
 
@@ -164,27 +165,6 @@ def build_requests(count: int) -> None:
 
 class Owner:
     """Holds one secret in a redactor."""
-
-
-def typical_event(job: int) -> dict[str, Any]:
-    """What the session logs when an attempt fails: 10 keys, headers, a URL."""
-    return {
-        "event": "observable_session.attempt.failed",
-        "logger": "observable_session",
-        "level": "warning",
-        "method": "GET",
-        "url": f"https://api.example.com/v1/jobs/{job:08x}/status?wait=true",
-        "status_code": 503,
-        "error_type": "503",
-        "attempt": 2,
-        "duration_s": 0.0123,
-        "headers": {
-            "Accept": "application/json",
-            "User-Agent": "observable-session/0.1.0 python-requests/2.32",
-            "Authorization": "Bearer not-a-registered-secret",
-            "X-Request-Id": f"{job:032x}",
-        },
-    }
 
 
 def mask_costs(count: int, rounds: int) -> None:

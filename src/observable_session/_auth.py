@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Container, Iterator, Mapping, MutableMapping
 
 from ._credentials import Credentials
 from .errors import InvalidConfigError
@@ -83,6 +83,10 @@ class AuthHeaders(MutableMapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def lowered_names(self) -> Container[str]:
+        """The header names, lower-cased (a snapshot, safe while another thread rotates)."""
+        return self._items.keys()
 
     def pairs(self) -> list[tuple[str, str]]:
         """A snapshot of ``(name, value)`` pairs, safe to use while another thread rotates."""

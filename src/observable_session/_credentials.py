@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import itertools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
@@ -116,14 +116,19 @@ class Credentials:
             DEFAULT_REDACTOR.forget(self)
 
     # -- what a request carries ----------------------------------------------------------
-    def register_headers(self, headers: Mapping[str, Any]) -> None:
-        """Register the values of the sensitive-named ``headers`` (cookie pairs one by one)."""
+    def register_headers(
+        self, headers: Mapping[str, Any], secret_names: Container[str] = ()
+    ) -> None:
+        """Register the values of the sensitive-named ``headers`` (cookie pairs one by one).
+
+        ``secret_names`` (lower-case) are secret whatever their name: the auth headers'.
+        """
         sensitive = DEFAULT_REDACTOR.is_sensitive_name
         found: list[str] = []
         cookies: list[str] = []
         for key, value in headers.items():
             name = _header_name(key)
-            if name is None or not sensitive(name):
+            if name is None or not (name.lower() in secret_names or sensitive(name)):
                 continue
             text = value.decode("latin-1") if isinstance(value, bytes) else value
             if not isinstance(text, str):

@@ -843,12 +843,7 @@ class Session(requests.Session):
         # close() included (its auth headers, rotated since or not, left the registry).
         if self._closed:
             self._reopen()
-        self._credentials.register_headers(request.headers)
-        if len(self._auth_headers):
-            sent = [request.headers.get(name) for name in self._auth_headers]
-            self._credentials.register(
-                [v.decode("latin-1") if isinstance(v, bytes) else v for v in sent if v]
-            )
+        self._credentials.register_headers(request.headers, self._auth_headers.lowered_names())
         for hook in request.hooks.get("response") or ():
             # An auth that answers a challenge (Digest) keeps its password out of the headers.
             owner = getattr(hook, "__self__", None)

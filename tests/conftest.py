@@ -19,6 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.rawserver import RawServer
+
 
 @dataclass
 class Reply:
@@ -252,3 +254,12 @@ def otel() -> Iterator[Otel]:
 def no_sleep() -> list[float]:
     """A list that a Session's ``sleep=`` can append to instead of sleeping."""
     return []
+
+
+@pytest.fixture
+def raw() -> Iterator[list[RawServer]]:
+    """Raw-socket servers a test starts (``tests.rawserver.start``); closed afterwards."""
+    servers: list[RawServer] = []
+    yield servers
+    for server in servers:
+        server.close()

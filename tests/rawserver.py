@@ -11,6 +11,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable
+from typing import Any
 
 Handler = Callable[["RawServer", socket.socket, bytes], bool]
 """``(server, connection, request head) -> keep the connection open for another request?``"""
@@ -86,3 +87,10 @@ class RawServer:
                 conn.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
             thread.join(0.5)
+
+
+def start(servers: list[RawServer], handler: Any) -> RawServer:
+    """Start a raw server with ``handler`` and add it to ``servers`` (closed by ``raw``)."""
+    server = RawServer(handler)
+    servers.append(server)
+    return server

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from observable_session import (
     RequestsApiError,
     Session,
 )
-from tests.rawserver import RawServer
+from tests.rawserver import RawServer, start
 
 MB = 1 << 20
 
@@ -26,22 +25,6 @@ MB = 1 << 20
 def head(status: str, *headers: str) -> bytes:
     """A response head."""
     return ("\r\n".join([f"HTTP/1.1 {status}", *headers]) + "\r\n\r\n").encode("latin-1")
-
-
-@pytest.fixture
-def raw() -> Iterator[list[RawServer]]:
-    """Servers a test starts; closed afterwards."""
-    servers: list[RawServer] = []
-    yield servers
-    for server in servers:
-        server.close()
-
-
-def start(servers: list[RawServer], handler: Any) -> RawServer:
-    """Start a raw server with ``handler`` and register it for closing."""
-    server = RawServer(handler)
-    servers.append(server)
-    return server
 
 
 def huge(status: str, size: int) -> Any:

@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from observable_session import DeadlineExceeded, Session
-from tests.rawserver import RawServer
+from tests.rawserver import RawServer, start
 
 MB = 1 << 20
-
-
-@pytest.fixture
-def raw() -> Iterator[list[RawServer]]:
-    """Servers a test starts; closed afterwards."""
-    servers: list[RawServer] = []
-    yield servers
-    for server in servers:
-        server.close()
-
-
-def start(servers: list[RawServer], handler: Any) -> RawServer:
-    """Start a raw server with ``handler`` and register it for closing."""
-    server = RawServer(handler)
-    servers.append(server)
-    return server
 
 
 def redirect_then_ok(size: int, *, drip: bool = False) -> Any:

@@ -166,3 +166,33 @@ def test_keys_holding_escapes_are_masked_in_two_nested_partial_spellings() -> No
             leaks.append((key, text, masked))
         assert owner
     assert leaks == []
+
+
+@pytest.mark.parametrize(
+    "escape", [lambda c: f"&#{ord(c)};", lambda c: f"&#x{ord(c):04X};", lambda c: js(c)]
+)
+def test_a_non_ascii_key_half_escaped_half_utf8_read_as_latin1_is_masked(escape: object) -> None:
+    """The proof's find: a latin-1 header echoed into a UTF-8 page read back as latin-1.
+
+    ``\\xd7\\xbdZ)\\xee O\\xad/\\xd2\\xc3`` came back as
+    ``\\xc3\\x97&#189;Z)\\xc3\\xae&#X20;…``: the raw characters are their UTF-8 read as
+    latin-1, the others references; neither registered form matches.
+    """
+    key = "\xd7\xbdZ)\xee O\xad/\xd2\xc3"
+    r, owner = _redactor(key)
+    assert callable(escape)
+    spelled = "".join(
+        escape(c) if i % 2 else c.encode("utf-8").decode("latin-1") for i, c in enumerate(key)
+    )
+    assert "Ã" in spelled  # raw characters as their UTF-8 read as latin-1
+    text = f"<p>Rejected X-Auth-Token: {spelled}</p>"
+    assert r.mask(text) == f"<p>Rejected X-Auth-Token: {REDACTED}</p>"
+    assert owner
+
+
+def test_text_with_utf8_read_as_latin1_and_escapes_but_no_secret_is_unchanged() -> None:
+    """Repairing latin-1-read UTF-8 only adds readings: a harmless text is left as it is."""
+    r, owner = _redactor("Zq-unrelated-K3y-0123")
+    text = "caf\xc3\xa9 &amp; cr\xc3\xa8me \\u00e9 %C3%A9 \xc3("
+    assert r.mask(text) == text
+    assert owner

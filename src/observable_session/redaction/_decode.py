@@ -18,12 +18,14 @@ from typing import Final
 __all__ = [
     "MAX_GROWTH",
     "MAX_ROUNDS",
+    "MOJIBAKE",
     "decode",
     "decode_mapped",
     "decoded_forms",
     "family_readings",
     "has_escapes",
     "open_escape_tail",
+    "repaired",
 ]
 
 
@@ -47,6 +49,12 @@ _TOKEN: Final = re.compile(
     r"|\+"
 )
 _SHORT: Final = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+#: A UTF-8 sequence read as latin-1 (``\xd7`` as ``\xc3\x97``): a server that echoes a header it
+#: read as latin-1 into a UTF-8 body, read back as latin-1 (``text/html`` has no charset),
+#: escaping some characters of it and not others.
+MOJIBAKE: Final = re.compile(
+    "[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
 
 
 def _backslash(token: str) -> str:
@@ -89,7 +97,22 @@ def _decode_token(token: str) -> str | list[tuple[str, int, int]]:
         return _percent(token)
     if first == "&":
         return html.unescape(token)
-    return " "  # "+" in a form or query
+    if first == "+":
+        return " "  # in a form or query
+    try:  # MOJIBAKE: the character those latin-1 characters are the UTF-8 of
+        return token.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:  # an overlong or surrogate sequence: not a character
+        return token
+
+
+def repaired(text: str) -> str | None:
+    """``text`` with each UTF-8 sequence read as latin-1 turned back into its character.
+
+    ``None`` when there is none (an ASCII text costs one C-speed test).
+    """
+    if text.isascii() or MOJIBAKE.search(text) is None:
+        return None
+    return MOJIBAKE.sub(_plain, text)
 
 
 def decode_mapped(text: str, pattern: re.Pattern[str] = _TOKEN) -> tuple[str, list[int], list[int]]:
@@ -154,8 +177,10 @@ def decode(text: str) -> list[str]:
     out = [r for r, path in readings if any(p is not _TOKEN for p in path)]
     if "%" in text and _HIGH_PERCENT.search(text):
         out.append(_TOKEN.sub(_plain_latin1, text))
-    out.extend(r for r, path in readings if all(p is _TOKEN for p in path))
-    return out
+    chain = [r for r, path in readings if all(p is _TOKEN for p in path)]
+    if not text.isascii():  # each reading with its latin-1-read UTF-8 repaired, too
+        out.extend(r for r in map(repaired, [*out, *chain]) if r is not None)
+    return out + chain
 
 
 # -- one escape family at a time ---------------------------------------------------------

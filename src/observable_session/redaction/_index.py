@@ -24,7 +24,15 @@ import threading
 from collections.abc import Iterable
 from typing import Final
 
-from ._decode import MAX_ROUNDS, decode, decode_mapped, family_readings, has_escapes
+from ._decode import (
+    MAX_ROUNDS,
+    MOJIBAKE,
+    decode,
+    decode_mapped,
+    family_readings,
+    has_escapes,
+    repaired,
+)
 from ._grace import GracePool
 from ._names import REDACTED
 
@@ -436,6 +444,18 @@ def _entries_of(token: object) -> list[_Supers]:
 def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
     """Spans of ``text`` whose decoded reading is one of ``forms``."""
     spans: list[tuple[int, int]] = []
+
+    def search(decoded: str, s: list[int], e: list[int], *, repair: bool = True) -> None:
+        for form in forms:
+            i = decoded.find(form)
+            while i >= 0:
+                spans.append((s[i], e[i + len(form) - 1]))
+                i = decoded.find(form, i + len(form))
+        if repair and repaired(decoded) is not None:
+            # Some characters escaped, the others UTF-8 read as latin-1: repair those too.
+            fixed, s2, e2 = decode_mapped(decoded, MOJIBAKE)
+            search(fixed, [s[i] for i in s2], [e[i - 1] for i in e2], repair=False)
+
     current = text
     starts: list[int] | None = None
     ends: list[int] | None = None
@@ -448,11 +468,7 @@ def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
         if starts is not None and ends is not None:
             s = [starts[i] for i in s]
             e = [ends[i - 1] for i in e]
-        for form in forms:
-            i = decoded.find(form)
-            while i >= 0:
-                spans.append((s[i], e[i + len(form) - 1]))
-                i = decoded.find(form, i + len(form))
+        search(decoded, s, e)
         current, starts, ends = decoded, s, e
     for _, path in family_readings(text):  # one escape family at a time (mixed texts)
         decoded, s, e = text, list(range(len(text))), list(range(1, len(text) + 1))
@@ -460,11 +476,7 @@ def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
             decoded, s2, e2 = decode_mapped(decoded, step)
             s = [s[i] for i in s2]
             e = [e[i - 1] for i in e2]
-        for form in forms:
-            i = decoded.find(form)
-            while i >= 0:
-                spans.append((s[i], e[i + len(form) - 1]))
-                i = decoded.find(form, i + len(form))
+        search(decoded, s, e)
     return spans
 
 

@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import timedelta
 from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
-from . import _bodies, _config, _deadline, _reuse, _urls
+from . import _bodies, _config, _deadline, _requests_state, _reuse, _urls
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -79,6 +79,42 @@ DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"observable-session/{__version__}"
 
 _UNSET: Any = object()
+# add_user_agent's read-modify-write of the header (rare: one lock for every session).
+_UA_LOCK = threading.Lock()
+
+
+def _lazy_adapters(cls: type) -> bool:
+    """Whether sessions of ``cls`` may set requests' state themselves, adapters lazily.
+
+    Only when the installed requests builds the known state, ``requests.Session`` comes
+    right after :class:`Session` in the MRO (no other base's ``__init__`` is skipped) and
+    ``mount`` is not overridden (an override sees requests' two calls from ``__init__``).
+    """
+    base = Session.__bases__[0]  # requests.Session, even while a test suite swaps it
+    if cls is Session:
+        return _requests_state.known(base)
+    mro = cls.__mro__
+    return (
+        mro[mro.index(Session) + 1] is base
+        and getattr(cls, "mount", None) is Session.mount
+        and _requests_state.known(base)
+    )
+
+
+class _Cache:
+    """What a session remembers between requests: prepared URLs and headers, targets, env.
+
+    One slotted object, so that a session's own attributes stay few enough (under 30) for
+    CPython to keep its ``__dict__`` compact: a session per job, by the thousand.
+    """
+
+    __slots__ = ("env", "headers", "targets", "urls")
+
+    def __init__(self) -> None:
+        self.targets = TargetCache()
+        self.urls: dict[str, str] = {}
+        self.headers: tuple[tuple[bool, tuple[Any, ...]], Any] | None = None
+        self.env: _Environment | None = None
 
 
 class Session(requests.Session):
@@ -186,7 +222,10 @@ class Session(requests.Session):
         credentials = Credentials()
         auth = AuthHeaders(auth_headers, credentials=credentials)
         credentials.register_url(base)
-        super().__init__(*args, **kwargs)
+        if not args and not kwargs and _lazy_adapters(type(self)):
+            _requests_state.set_requests_state(self)
+        else:
+            super().__init__(*args, **kwargs)
         self._base_url = base
         self._credentials = credentials
         self._auth_headers = auth
@@ -200,11 +239,7 @@ class Session(requests.Session):
         self._sleep = sleep
         self._error_body_limit = error_body_limit
         self._telemetry = Telemetry(tracer_provider, meter_provider)
-        self._targets = TargetCache()
-        self._prepared_urls: dict[str, str] = {}
-        self._prepared_headers: tuple[tuple[bool, tuple[Any, ...]], Any] | None = None
-        self._ua_lock = threading.Lock()
-        self._env_read: _Environment | None = None
+        self._cache = _Cache()
         self._closed = False
         if headers:
             self.headers.update(headers)
@@ -333,7 +368,7 @@ class Session(requests.Session):
             or any(c in user_agent for c in "\r\n")
         ):
             raise InvalidConfigError("user_agent must be a non-empty str without CR/LF")
-        with self._ua_lock:
+        with _UA_LOCK:
             current = str(self.headers.get("User-Agent", ""))
             tokens = current.split()
             for token in user_agent.split():
@@ -348,15 +383,28 @@ class Session(requests.Session):
         CA-bundle or ``NETRC`` variables changes; this also picks up the operating system's
         proxy settings and a netrc file created since.
         """
-        self._env_read = _Environment.read()
+        self._cache.env = _Environment.read()
 
     @property
     def _env(self) -> _Environment:
         # Read at first use: creating and closing a session (one per job) stays cheap.
-        env = self._env_read
+        cache = self._cache
+        env = cache.env
         if env is None:
-            env = self._env_read = _Environment.read()
+            env = cache.env = _Environment.read()
         return env
+
+    @property
+    def adapters(self) -> MutableMapping[str, BaseAdapter]:
+        """The mounted adapters; requests' two default ones are built at first use."""
+        adapters = self._adapters
+        if adapters is None:
+            adapters = _requests_state.default_adapters(self, _deadline.install)
+        return adapters
+
+    @adapters.setter
+    def adapters(self, value: MutableMapping[str, BaseAdapter]) -> None:
+        self._adapters = value
 
     def mount(self, prefix: str | bytes, adapter: BaseAdapter) -> None:
         """Register an adapter; one whose own ``max_retries`` would retry is refused.
@@ -379,7 +427,8 @@ class Session(requests.Session):
         send (as requests allows); its secrets are then registered again before the next
         request is prepared or sent (one prepared before ``close()`` included).
         """
-        super().close()
+        if self._adapters is not None:  # else no adapter was ever built: none to close
+            super().close()
         self._credentials.close()
         self._closed = True
 
@@ -421,11 +470,7 @@ class Session(requests.Session):
             _deadline.install(adapter)
         self._sleep = time.sleep
         self._telemetry = Telemetry()
-        self._targets = TargetCache()
-        self._prepared_urls = {}
-        self._prepared_headers = None
-        self._ua_lock = threading.Lock()
-        self._env_read = None
+        self._cache = _Cache()
         self._closed = False
 
     # -- preparing ----------------------------------------------------------------------
@@ -621,7 +666,7 @@ class Session(requests.Session):
         """A closed session sends again: its registry was emptied, register it anew."""
         self._auth_headers.bind(self._credentials)
         self._credentials.register_url(self._base_url)
-        self._prepared_headers = None
+        self._cache.headers = None
         self._closed = False
 
     def _prepare_url(self, prepared: PreparedRequest, url: Any, params: Any) -> None:
@@ -629,14 +674,15 @@ class Session(requests.Session):
         if params or not isinstance(url, str):
             prepared.prepare_url(url, params)
             return
-        cached = self._prepared_urls.get(url)
+        cache = self._cache
+        cached = cache.urls.get(url)
         if cached is not None:
             prepared.url = cached
             return
         prepared.prepare_url(url, params)
-        if len(self._prepared_urls) >= 512:
-            self._prepared_urls = {}
-        self._prepared_urls[url] = prepared.url or ""
+        if len(cache.urls) >= 512:
+            cache.urls = {}
+        cache.urls[url] = prepared.url or ""
 
     def _prepare_headers(
         self, prepared: PreparedRequest, headers: Any, credentials: Credentials
@@ -660,14 +706,14 @@ class Session(requests.Session):
         raw: Any = session_headers  # requests' own storage: _store = {lower: (name, value)}
         # ``headers=None`` keeps None values (requests' merge), ``{}`` drops them: both key.
         key = (headers is None, tuple(raw._store.values()))
-        cached = self._prepared_headers
+        cached = self._cache.headers
         if cached is None or cached[0] != key:
             merged = _merge(headers, session_headers, CaseInsensitiveDict)
             credentials.register_headers(merged)
             prepared.prepare_headers(merged)
             assert prepared.headers is not None
             built: Any = prepared.headers
-            self._prepared_headers = (key, built._store.copy())
+            self._cache.headers = (key, built._store.copy())
             return
         fresh: Any = CaseInsensitiveDict()
         fresh._store = cached[1].copy()
@@ -709,7 +755,7 @@ class Session(requests.Session):
     ) -> _Settings:
         """Merge settings as requests does; the environment is re-read only when it changed."""
         if self.trust_env:
-            env = self._env_read = self._env.current()
+            env = self._cache.env = self._env.current()
             if env.proxies:
                 # Proxies are configured: let requests apply no_proxy rules exactly.
                 return super().merge_environment_settings(url, proxies, stream, verify, cert)
@@ -786,7 +832,7 @@ class Session(requests.Session):
                 instruments, recorder, method, self._policy.status_forcelist
             ),
         )
-        call.recorder.start(self._targets.get(request.url or ""))
+        call.recorder.start(self._cache.targets.get(request.url or ""))
         request = call.guard.prepare(request)
         token = _ACTIVE.set(call)
         response: Response | None = None
@@ -832,7 +878,7 @@ class Session(requests.Session):
         kwargs.setdefault("cert", self.cert)
         if "proxies" not in kwargs:
             if self.trust_env:
-                self._env_read = self._env.current()
+                self._cache.env = self._env.current()
             kwargs["proxies"] = (
                 resolve_proxies(request, dict(self.proxies), self.trust_env)
                 if self.trust_env and self._env.proxies
@@ -978,7 +1024,7 @@ class Session(requests.Session):
         call.attempts += 1
         recorder = call.recorder
         attempt = recorder.start_attempt(
-            self._targets.get(request.url or ""), resend_count, request.headers
+            self._cache.targets.get(request.url or ""), resend_count, request.headers
         )
         started = time.perf_counter()
         response: Response | None = None

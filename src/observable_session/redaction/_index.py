@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from ._decode import (
+    ANY_ESCAPE,
     MAX_ROUNDS,
     MOJIBAKE,
     decode,
@@ -411,9 +412,11 @@ class ValueIndex:
             left = self.find(text)
             if not left or left.isdisjoint(forms):
                 return text
-        # An escape mix the span map could not undo: give the decoded text, masked.
+        # An escape mix the span map could not undo: give the decoded text, masked (the
+        # deepest reading that holds a form, else the deepest all-families one).
         readings = decode(text)
-        text = readings[-1] if readings else text
+        holding = [r for r in readings if any(form in r for form in ordered)]
+        text = holding[-1] if holding else readings[-1] if readings else text
         for form in ordered:
             text = text.replace(form, REDACTED)
         return text
@@ -456,28 +459,42 @@ def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
             fixed, s2, e2 = decode_mapped(decoded, MOJIBAKE)
             search(fixed, [s[i] for i in s2], [e[i - 1] for i in e2], repair=False)
 
-    current = text
-    starts: list[int] | None = None
-    ends: list[int] | None = None
-    for _ in range(MAX_ROUNDS):
+    def step(
+        current: str, s: list[int], e: list[int], pattern: re.Pattern[str], rounds: int
+    ) -> tuple[str, list[int], list[int]]:
+        """One decoding step, searched; its raw-repaired variant searched down to the end."""
+        if not current.isascii() and MOJIBAKE.search(current) is not None:
+            fixed, fs, fe = _composed(s, e, *decode_mapped(current, pattern, repair=True))
+            for _ in range(rounds):
+                search(fixed, fs, fe, repair=False)
+                if not has_escapes(fixed):
+                    break
+                fixed, fs, fe = _composed(fs, fe, *decode_mapped(fixed))
+        decoded, ds, de = _composed(s, e, *decode_mapped(current, pattern))
+        search(decoded, ds, de)
+        return decoded, ds, de
+
+    identity = (list(range(len(text))), list(range(1, len(text) + 1)))
+    current, starts, ends = text, *identity
+    for level in range(MAX_ROUNDS):
         if not has_escapes(current):
             break
-        decoded, s, e = decode_mapped(current)
+        decoded, starts, ends = step(current, starts, ends, ANY_ESCAPE, MAX_ROUNDS - level)
         if decoded == current:
             break
-        if starts is not None and ends is not None:
-            s = [starts[i] for i in s]
-            e = [ends[i - 1] for i in e]
-        search(decoded, s, e)
-        current, starts, ends = decoded, s, e
+        current = decoded
     for _, path in family_readings(text):  # one escape family at a time (mixed texts)
-        decoded, s, e = text, list(range(len(text))), list(range(1, len(text) + 1))
-        for step in path:
-            decoded, s2, e2 = decode_mapped(decoded, step)
-            s = [s[i] for i in s2]
-            e = [e[i - 1] for i in e2]
-        search(decoded, s, e)
+        decoded, s, e = text, *identity
+        for level, pattern in enumerate(path):
+            decoded, s, e = step(decoded, s, e, pattern, MAX_ROUNDS - level)
     return spans
+
+
+def _composed(
+    starts: list[int], ends: list[int], decoded: str, s: list[int], e: list[int]
+) -> tuple[str, list[int], list[int]]:
+    """A decoding of a reading, mapped back to the text the reading came from."""
+    return decoded, [starts[i] for i in s], [ends[i - 1] for i in e]
 
 
 def _replace_spans(text: str, spans: list[tuple[int, int]]) -> str:

@@ -1,0 +1,86 @@
+"""Leaks found by hunting beyond the proof's draws, each pinned by a deterministic test.
+
+Each test fails on the code before its fix: the text the test masks is the one the hunt
+produced, cut down to what still leaked.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from observable_session import ApiHTTPError, Session
+from observable_session.redaction import REDACTED, Redactor, redact_event
+from tests.conftest import Reply, Upstream
+
+
+class Owner:
+    """Something that owns secrets and can be weakly referenced."""
+
+
+def _redactor(*values: str) -> tuple[Redactor, Owner]:
+    r = Redactor()
+    owner = Owner()
+    r.set_secrets(owner, list(values))
+    return r, owner
+
+
+def latin1_read(text: str) -> str:
+    """``text``'s UTF-8 read back as latin-1 (``requests`` reads ``text/html`` so)."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+# A key whose escaped characters "Þ°" (\xde\xb0) are themselves a UTF-8 pair read as
+# latin-1: repairing the whole decoded text turns them into U+07B0 and loses the key.
+KEY = "Zq-k3y-\xc8\xde\xb0-9"
+PAIR = "\xde\xb0"
+HALF = "Zq-k3y-" + latin1_read("\xc8") + "&THORN;&deg;-9"
+
+
+def test_escaped_characters_that_look_like_utf8_read_as_latin1_are_not_repaired() -> None:
+    """``È`` as UTF-8 read as latin-1, ``Þ°`` as entities: only the raw text is repaired."""
+    r, owner = _redactor(KEY)
+    assert r.mask(f"<p>Rejected: {HALF}</p>") == f"<p>Rejected: {REDACTED}</p>"
+    assert owner
+
+
+def test_a_half_escaped_latin1_read_page_inside_percent_encoding_is_masked() -> None:
+    """The same page percent-encoded (a redirect's query): the text itself is ASCII."""
+    r, owner = _redactor(KEY)
+    for spelled in (HALF, "Zq-k3y-" + latin1_read("\xc8") + "&#xDE;&#176;-9"):
+        text = f"/landing?echo={quote(spelled, safe='')}"
+        assert text.isascii()
+        assert r.mask(text) == f"/landing?echo={REDACTED}", spelled
+    assert owner
+
+
+def test_a_half_escaped_latin1_read_page_inside_json_escapes_is_masked() -> None:
+    """The page in a JSON string with ``ensure_ascii``: JSON first, then HTML, repaired.
+
+    Decoding both families at once reads the same text as JSON then HTML, so the second
+    path was dropped as a duplicate; only on it are the ``\\u00c3\\u0088`` characters raw.
+    """
+    r, owner = _redactor(KEY)
+    spelled = "Zq-k3y-\\u00c3\\u0088&THORN;&deg;-9"
+    text = '{"detail": "' + spelled + '"}'
+    assert r.mask(text) == '{"detail": "' + REDACTED + '"}'
+    assert owner
+
+
+def test_a_seed_style_header_echoed_half_escaped_in_a_page_is_masked_in_the_app_log(
+    upstream: Upstream,
+) -> None:
+    """End to end: ``session.headers``, an HTML page read as latin-1, the app logs ``.text``."""
+    page = "<html><body><p>Rejected X-Auth-Token: " + KEY.replace(PAIR, "&THORN;&deg;")
+    upstream.script("/jobs", Reply(401, page.encode(), {"Content-Type": "text/html"}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        api.headers["X-Auth-Token"] = KEY
+        with pytest.raises(ApiHTTPError) as caught:
+            api.get("/jobs")
+    response = caught.value.response
+    assert response is not None
+    assert HALF in response.text  # requests read the UTF-8 page as latin-1
+    event = redact_event(None, "error", {"event": "job failed", "body": response.text})
+    assert event["body"] == f"<html><body><p>Rejected X-Auth-Token: {REDACTED}"
+    assert HALF not in str(caught.value)

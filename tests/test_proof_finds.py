@@ -84,3 +84,26 @@ def test_a_seed_style_header_echoed_half_escaped_in_a_page_is_masked_in_the_app_
     event = redact_event(None, "error", {"event": "job failed", "body": response.text})
     assert event["body"] == f"<html><body><p>Rejected X-Auth-Token: {REDACTED}"
     assert HALF not in str(caught.value)
+
+
+def test_a_numeric_reference_to_a_control_character_is_read_as_that_character() -> None:
+    """``&#7;`` is U+0007 in an echo (``html.unescape`` drops it, as a browser would)."""
+    key = "Zq-k3y\x07-0123"
+    r, owner = _redactor(key)
+    assert r.mask("<p>Rejected: Zq-k3y&#7;-0123</p>") == f"<p>Rejected: {REDACTED}</p>"
+    assert r.mask("<p>Rejected: Zq-k3y&#x0007;-0123</p>") == f"<p>Rejected: {REDACTED}</p>"
+    assert owner
+
+
+def test_a_numeric_reference_in_the_c1_range_is_read_as_its_code_point() -> None:
+    """``&#136;`` is U+0088, not windows-1252's U+02C6: the UTF-8 of ``È`` read as latin-1.
+
+    What a server that reads the UTF-8 bytes as latin-1 (a WSGI path) and escapes every
+    non-ASCII character as a numeric reference (``xmlcharrefreplace``) writes.
+    """
+    key = "Zq-k3y-\xc8-9"
+    r, owner = _redactor(key)
+    spelled = latin1_read(key).encode("ascii", "xmlcharrefreplace").decode()
+    assert spelled == "Zq-k3y-&#195;&#136;-9"
+    assert r.mask(f"<p>{spelled}</p>") == f"<p>{REDACTED}</p>"
+    assert owner

@@ -93,6 +93,21 @@ def _percent(token: str) -> list[tuple[str, int, int]]:
     return out
 
 
+def _reference(token: str) -> str:
+    """An HTML character reference: a numeric one as its code point, whatever it is.
+
+    ``html.unescape`` reads a numeric reference the way a browser renders it: ``&#0;`` as
+    U+FFFD, ``&#128;``-``&#159;`` as windows-1252 (``&#136;`` as U+02C6), control characters
+    as nothing. An echo means the code point it spells: a key's ``\x88`` (the UTF-8 of
+    ``È`` read as latin-1 holds one) or ``\x07`` escaped by an XML-style encoder.
+    """
+    if token[1] != "#":
+        return html.unescape(token)
+    digits = token[2:].rstrip(";")
+    code = int(digits[1:], 16) if digits[0] in "xX" else int(digits)
+    return chr(code) if code <= 0x10FFFF else token
+
+
 def _decode_token(token: str) -> str | list[tuple[str, int, int]]:
     first = token[0]
     if first == "\\":
@@ -100,7 +115,7 @@ def _decode_token(token: str) -> str | list[tuple[str, int, int]]:
     if first == "%":
         return _percent(token)
     if first == "&":
-        return html.unescape(token)
+        return _reference(token)
     if first == "+":
         return " "  # in a form or query
     try:  # MOJIBAKE: the character those latin-1 characters are the UTF-8 of

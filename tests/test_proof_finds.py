@@ -107,3 +107,23 @@ def test_a_numeric_reference_in_the_c1_range_is_read_as_its_code_point() -> None
     assert spelled == "Zq-k3y-&#195;&#136;-9"
     assert r.mask(f"<p>{spelled}</p>") == f"<p>{REDACTED}</p>"
     assert owner
+
+
+def test_an_entity_spelled_key_across_the_body_limit_leaves_no_head(upstream: Upstream) -> None:
+    """The body is read to ``error_body_limit`` and cut at a delimiter: ``;`` and ``&`` are
+    inside an HTML-escaped key, so the cut kept ``&#90;&#113;&#45;…`` (``Zq-…``)."""
+    key = "Zq-k3y-0123456789abcdef"
+    spelled = "".join(f"&#{ord(c)};" for c in key)
+    body = f"<p>Rejected key {spelled} for you</p>".encode()
+    upstream.script("/jobs", Reply(401, body, {"Content-Type": "text/html"}))
+    for limit in range(len("<p>Rejected key ") + 1, len(body) - len(" for you</p>")):
+        with Session(
+            base_url=upstream.url,
+            retries_total=0,
+            auth_headers={"X-API-Key": key},
+            error_body_limit=limit,
+        ) as api:
+            with pytest.raises(ApiHTTPError) as caught:
+                api.get("/jobs")
+        message = str(caught.value)
+        assert message.endswith(": <p>Rejected key"), (limit, message)

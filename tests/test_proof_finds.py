@@ -6,6 +6,7 @@ produced, cut down to what still leaked.
 
 from __future__ import annotations
 
+import base64
 from urllib.parse import quote
 
 import pytest
@@ -127,3 +128,17 @@ def test_an_entity_spelled_key_across_the_body_limit_leaves_no_head(upstream: Up
                 api.get("/jobs")
         message = str(caught.value)
         assert message.endswith(": <p>Rejected key"), (limit, message)
+
+
+@pytest.mark.parametrize("scheme", ["", "Bearer "])
+def test_base64_of_a_latin1_headers_wire_bytes_is_masked(scheme: str) -> None:
+    """A header travels as latin-1: base64 of those bytes (not of its UTF-8) is a form."""
+    key = "Zq-k\xe9y-0123456789"
+    r, owner = _redactor(scheme + key)
+    for part in {scheme + key, key}:
+        raw = part.encode("latin-1")
+        for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+            for text in (encoded.decode(), encoded.decode().rstrip("=")):
+                assert REDACTED in r.mask(f"echo {text}"), (part, text)
+                assert text not in r.mask(f"echo {text}")
+    assert owner

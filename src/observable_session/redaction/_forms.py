@@ -8,7 +8,8 @@ listed here:
 - the value and the credential after an auth scheme (``Bearer xyz`` -> ``xyz``);
 - for ``Basic``, the decoded ``user:pass`` and the password;
 - base64, standard and URL-safe, without padding (a padded form holds the unpadded one), of
-  the value and of the credential;
+  the value and of the credential (their UTF-8 and, outside ASCII, their latin-1 bytes:
+  what the wire carries);
 - for a value outside ASCII, its UTF-8 bytes read as latin-1 (how ``http.server`` echoes a
   header it received);
 - for a value holding ``+``, the value with blanks for ``+`` (a form decoder reads a literal
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
 from typing import Final
 
@@ -66,9 +68,17 @@ def _basic_parts(credential: str) -> set[str]:
 
 
 def _base64_forms(part: str) -> set[str]:
-    raw = part.encode("utf-8", "surrogatepass")
-    std = base64.b64encode(raw).decode("ascii").rstrip("=")
-    return {std, std.replace("+", "-").replace("/", "_")}
+    raws = [part.encode("utf-8", "surrogatepass")]
+    if not part.isascii():
+        # A header goes on the wire as latin-1: a server that base64-encodes the bytes it
+        # received (Go's header values, Python's ``.encode("latin-1")``) echoes those.
+        with contextlib.suppress(UnicodeEncodeError):
+            raws.append(part.encode("latin-1"))
+    found = set()
+    for raw in raws:
+        std = base64.b64encode(raw).decode("ascii").rstrip("=")
+        found |= {std, std.replace("+", "-").replace("/", "_")}
+    return found
 
 
 _PERCENT: Final = re.compile(r"%[0-9A-F]{2}")

@@ -142,3 +142,18 @@ def test_base64_of_a_latin1_headers_wire_bytes_is_masked(scheme: str) -> None:
                 assert REDACTED in r.mask(f"echo {text}"), (part, text)
                 assert text not in r.mask(f"echo {text}")
     assert owner
+
+
+def test_a_latin1_key_in_raw_bytes_of_a_latin1_body_is_masked(upstream: Upstream) -> None:
+    """``response.content`` logged as it is: an ISO-8859-1 body carries the key's latin-1."""
+    key = "Zq-k\xe9y-0123456789"
+    body = f"rejected {key}".encode("latin-1")
+    upstream.script("/jobs", Reply(401, body, {"Content-Type": "text/plain; charset=iso-8859-1"}))
+    with Session(base_url=upstream.url, retries_total=0, auth_headers={"X-API-Key": key}) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.get("/jobs")
+        response = caught.value.response
+        assert response is not None and response.content == body
+        event = redact_event(None, "error", {"event": "reply", "content": response.content})
+    assert event["content"] == f"rejected {REDACTED}".encode()
+    assert key not in str(caught.value)

@@ -157,3 +157,23 @@ def test_a_latin1_key_in_raw_bytes_of_a_latin1_body_is_masked(upstream: Upstream
         event = redact_event(None, "error", {"event": "reply", "content": response.content})
     assert event["content"] == f"rejected {REDACTED}".encode()
     assert key not in str(caught.value)
+
+
+def _utf16_reference(char: str) -> str:
+    """``char`` as JavaScript's ``'&#' + s.charCodeAt(i) + ';'`` escapes it: per UTF-16 unit."""
+    units = char.encode("utf-16-be", "surrogatepass")
+    return "".join(
+        f"&#{int.from_bytes(units[i : i + 2], 'big')};" for i in (0, 2)[: len(units) // 2]
+    )
+
+
+def test_references_to_the_halves_of_a_surrogate_pair_are_one_character() -> None:
+    """``&#55357;&#56832;`` is U+1F600: an escaper that walks UTF-16 units writes that."""
+    key = "Zq-k3y-\U0001f600-0123456789"
+    r, owner = _redactor(key)
+    every = "".join(_utf16_reference(c) for c in key)
+    astral = "".join(_utf16_reference(c) if ord(c) > 0xFFFF else c for c in key)
+    assert "&#55357;&#56832;" in astral
+    for spelled in (every, astral, quote(astral, safe="")):
+        assert r.mask(f"<p>{spelled}</p>") == f"<p>{REDACTED}</p>", spelled
+    assert owner

@@ -124,6 +124,23 @@ def _decode_token(token: str) -> str | list[tuple[str, int, int]]:
         return token
 
 
+#: A high and a low surrogate: what a UTF-16 encoder (JavaScript's ``charCodeAt``) leaves of
+#: a character outside the BMP when it escapes each unit (``&#55357;&#56832;``, ``\\ud83d``).
+_PAIR: Final = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+def _joined(match: re.Match[str]) -> str:
+    pair = match.group(0)
+    return chr(0x10000 + ((ord(pair[0]) - 0xD800) << 10) + (ord(pair[1]) - 0xDC00))
+
+
+def _paired(text: str) -> str:
+    """``text`` with each surrogate pair joined into its character (none: one C test)."""
+    if text.isascii() or _PAIR.search(text) is None:
+        return text
+    return _PAIR.sub(_joined, text)
+
+
 def repaired(text: str) -> str | None:
     """``text`` with each UTF-8 sequence read as latin-1 turned back into its character.
 
@@ -177,7 +194,27 @@ def decode_mapped(
         pos = end
     if pos < len(text):
         raw(pos, len(text))
-    return "".join(pieces), starts, ends
+    decoded = "".join(pieces)
+    if decoded.isascii() or _PAIR.search(decoded) is None:
+        return decoded, starts, ends
+    # Two references to the halves of a surrogate pair are one character (see _paired).
+    out: list[str] = []
+    s: list[int] = []
+    e: list[int] = []
+    pos = 0
+    for match in _PAIR.finditer(decoded):
+        begin = match.start()
+        out.append(decoded[pos:begin])
+        s.extend(starts[pos:begin])
+        e.extend(ends[pos:begin])
+        out.append(_joined(match))
+        s.append(starts[begin])
+        e.append(ends[begin + 1])
+        pos = begin + 2
+    out.append(decoded[pos:])
+    s.extend(starts[pos:])
+    e.extend(ends[pos:])
+    return "".join(out), s, e
 
 
 def decode_repairing(text: str, pattern: re.Pattern[str] = _TOKEN) -> str:
@@ -198,7 +235,7 @@ def decode_repairing(text: str, pattern: re.Pattern[str] = _TOKEN) -> str:
         pieces.append(_plain(match))
         pos = end
     pieces.append(MOJIBAKE.sub(_plain, text[pos:]))
-    return "".join(pieces)
+    return _paired("".join(pieces))
 
 
 def _plain(match: re.Match[str]) -> str:
@@ -230,7 +267,7 @@ def decode(text: str) -> list[str]:
     readings = _readings(text, merged)
     out = [r for r, path, _ in readings if any(p is not _TOKEN for p in path)]
     if "%" in text and _HIGH_PERCENT.search(text):
-        out.append(_TOKEN.sub(_plain_latin1, text))
+        out.append(_paired(_TOKEN.sub(_plain_latin1, text)))
     chain = [r for r, path, _ in readings if all(p is _TOKEN for p in path)]
     # Each reading with its latin-1-read UTF-8 repaired, too: wholesale, and one step at a
     # time with only the characters that step did not decode (decode_repairing).
@@ -254,7 +291,7 @@ def _step_repairs(readings: list[_Edge]) -> list[str]:
             out.append(fixed)
             if rounds <= 0 or not has_escapes(fixed):
                 break
-            reading, fixed = fixed, _TOKEN.sub(_plain, fixed)
+            reading, fixed = fixed, _paired(_TOKEN.sub(_plain, fixed))
             rounds -= 1
     return out
 
@@ -314,7 +351,7 @@ def _readings(text: str, merged: list[_Edge] | None = None) -> list[_Edge]:
                 continue
             pure = all(p is _TOKEN for p in path)
             for step in (_TOKEN, *_family_steps(current)):
-                reading = step.sub(_plain, current)
+                reading = _paired(step.sub(_plain, current))
                 chain = pure and step is _TOKEN
                 if reading in seen or (len(seen) > _MAX_READINGS and not chain):
                     if (
@@ -363,7 +400,7 @@ def decoded_forms(form: str) -> frozenset[str]:
         for current in level:
             if not has_escapes(current):
                 continue
-            steps = [family.sub(_plain, current) for family in _FAMILIES]
+            steps = [_paired(family.sub(_plain, current)) for family in _FAMILIES]
             steps.extend(decode(current))
             for step in steps:
                 if step not in seen and len(seen) <= _MAX_FORMS:

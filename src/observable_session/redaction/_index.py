@@ -32,6 +32,7 @@ from ._decode import (
     decode_mapped,
     family_readings,
     has_escapes,
+    has_mojibake,
     repaired,
 )
 from ._grace import GracePool
@@ -463,7 +464,7 @@ def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
         current: str, s: list[int], e: list[int], pattern: re.Pattern[str], rounds: int
     ) -> tuple[str, list[int], list[int]]:
         """One decoding step, searched; its raw-repaired variant searched down to the end."""
-        if not current.isascii() and MOJIBAKE.search(current) is not None:
+        if has_mojibake(current):
             fixed, fs, fe = _composed(s, e, *decode_mapped(current, pattern, repair=True))
             for _ in range(rounds):
                 search(fixed, fs, fe, repair=False)

@@ -10,9 +10,12 @@ import base64
 from urllib.parse import quote
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from observable_session import ApiHTTPError, Session
-from observable_session.redaction import REDACTED, Redactor, redact_event
+from observable_session.redaction import REDACTED, RedactingSpanExporter, Redactor, redact_event
 from tests.conftest import Reply, Upstream
 
 
@@ -177,3 +180,18 @@ def test_references_to_the_halves_of_a_surrogate_pair_are_one_character() -> Non
     for spelled in (every, astral, quote(astral, safe="")):
         assert r.mask(f"<p>{spelled}</p>") == f"<p>{REDACTED}</p>", spelled
     assert owner
+
+
+def test_the_span_exporter_masks_event_names_of_any_instrumentation() -> None:
+    """An event named after what it saw (``add_event(f"retry with {key}")``) is masked too."""
+    key = "Zq-k3y-0123456789abcdef"
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(spans)))
+    with Session(auth_headers={"X-API-Key": key}):
+        with provider.get_tracer("other.instrumentation").start_as_current_span("job") as span:
+            span.add_event(f"retry with {key}", {"detail": key})
+    provider.shutdown()
+    (event,) = spans.get_finished_spans()[0].events
+    assert event.name == f"retry with {REDACTED}"
+    assert dict(event.attributes or {}) == {"detail": REDACTED}

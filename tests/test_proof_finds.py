@@ -195,3 +195,23 @@ def test_the_span_exporter_masks_event_names_of_any_instrumentation() -> None:
     (event,) = spans.get_finished_spans()[0].events
     assert event.name == f"retry with {REDACTED}"
     assert dict(event.attributes or {}) == {"detail": REDACTED}
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "text/plain; charset=utf-8"])
+def test_a_latin1_key_echoed_as_its_wire_bytes_into_a_utf8_body_is_masked(
+    upstream: Upstream, ctype: str
+) -> None:
+    """The body holds the header's latin-1 bytes; read as UTF-8, ``é`` becomes U+FFFD and
+    the message showed every other character of the key."""
+    key = "Zq-k\xe9y-0123456789abc"
+    body = b'{"message": "rejected ' + key.encode("latin-1") + b'"}'
+    upstream.script("/jobs", Reply(401, body, {"Content-Type": ctype}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        api.headers["X-API-Key"] = key
+        with pytest.raises(ApiHTTPError) as caught:
+            api.get("/jobs")
+        response = caught.value.response
+        assert response is not None and "Zq-k\ufffdy-0123456789abc" in response.text
+        event = redact_event(None, "error", {"event": "reply", "body": response.text})
+    assert str(caught.value).endswith(f": rejected {REDACTED}")
+    assert event["body"] == f'{{"message": "rejected {REDACTED}"}}'

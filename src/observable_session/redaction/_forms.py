@@ -11,7 +11,8 @@ listed here:
   the value and of the credential (their UTF-8 and, outside ASCII, their latin-1 bytes:
   what the wire carries);
 - for a value outside ASCII, its UTF-8 bytes read as latin-1 (how ``http.server`` echoes a
-  header it received);
+  header it received), and its latin-1 bytes read as UTF-8 with U+FFFD for what does not
+  decode (a server that echoes the bytes it received into a UTF-8 body);
 - for a value holding ``+``, the value with blanks for ``+`` (a form decoder reads a literal
   ``+`` as a blank);
 - for a value holding an escape-like sequence (``\\``, ``%41``, ``&amp;``), the value as
@@ -113,6 +114,10 @@ def atoms(value: str) -> frozenset[str]:
         found.add(part)
         if not part.isascii():
             found.add(part.encode("utf-8", "surrogatepass").decode("latin-1"))
+            # The latin-1 bytes a header travels as, echoed as they came into a body read
+            # as UTF-8 (the session's own message, requests' ``.text`` for JSON).
+            with contextlib.suppress(UnicodeEncodeError):
+                found.add(part.encode("latin-1").decode("utf-8", "replace"))
     found |= {f.replace("+", " ") for f in found if "+" in f}
     # A value holding escape-like sequences, echoed with another character escaped, is read
     # back with its own sequences decoded too: those readings are forms of it.

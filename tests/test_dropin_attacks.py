@@ -12,6 +12,7 @@ from unittest import mock
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from observable_session import InvalidConfigError, Session, _deadline
 
@@ -144,3 +145,15 @@ def test_a_subclass_that_set_adapters_before_init_gets_requests_defaults() -> No
             super().__init__()
 
     assert list(Early().adapters) == list(requests.Session().adapters)
+
+
+def test_a_default_adapter_that_retries_is_refused_when_built_at_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A patch no identity check sees (``Retry`` inside requests.adapters): still refused."""
+    session = Session()
+    monkeypatch.setattr(requests.adapters, "Retry", lambda *args, **kwargs: Retry(3))
+    for _ in range(2):  # nothing half-built is kept: the second read refuses again
+        with pytest.raises(InvalidConfigError, match="max_retries=0"):
+            session.get_adapter("http://127.0.0.1/")
+    assert "adapters" not in vars(session)

@@ -16,6 +16,7 @@ of requests take requests' own ``__init__``, which mounts at once and so runs th
 
 from __future__ import annotations
 
+import os
 import threading
 import types
 from collections import OrderedDict
@@ -59,6 +60,18 @@ _ADAPTER_DEFAULTS: Final = (
 )
 
 _lock = threading.Lock()
+
+
+def _new_lock() -> None:
+    # A worker pool forks while another thread builds a session's adapters: the child's copy
+    # of the lock would stay held by a thread it does not have.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
+
 _known: bool | None = None
 _pristine: tuple[object, ...] | None = None
 

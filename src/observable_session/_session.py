@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -82,6 +83,16 @@ USER_AGENT = f"observable-session/{__version__}"
 _UNSET: Any = object()
 # add_user_agent's read-modify-write of the header (rare: one lock for every session).
 _UA_LOCK = threading.Lock()
+
+
+def _new_ua_lock() -> None:
+    # A child forked during another thread's add_user_agent would find the lock held for ever.
+    global _UA_LOCK
+    _UA_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_ua_lock)
 
 
 def _lazy_adapters(cls: type[Session]) -> bool:

@@ -25,11 +25,12 @@ from typing import Any, Final
 
 import requests
 from requests import adapters as _adapters_module
-from requests import sessions
+from requests import cookies, sessions, utils
 from requests.adapters import BaseAdapter, HTTPAdapter
-from requests.cookies import cookiejar_from_dict
+from requests.cookies import RequestsCookieJar, cookiejar_from_dict
 from requests.hooks import default_hooks
 from requests.models import DEFAULT_REDIRECT_LIMIT
+from requests.structures import CaseInsensitiveDict
 from requests.utils import default_headers
 
 __all__ = ["default_adapters", "set_requests_state", "untouched"]
@@ -74,6 +75,8 @@ if hasattr(os, "register_at_fork"):
 
 _known: bool | None = None
 _pristine: tuple[object, ...] | None = None
+# default_headers()' storage when the state was checked: copied, it is what that call makes.
+_headers_store: Any = None
 
 
 def _probe(base: type[requests.Session]) -> bool:
@@ -116,6 +119,10 @@ def _hooks(base: type[requests.Session]) -> tuple[object, ...]:
         sessions.DEFAULT_REDIRECT_LIMIT,
         adapter_init,
         adapter_init.__defaults__,
+        # What default_headers() and cookiejar_from_dict({}) read, so the copies stay true.
+        utils.default_user_agent,
+        utils.DEFAULT_ACCEPT_ENCODING,
+        cookies.RequestsCookieJar,
     )
 
 
@@ -139,6 +146,8 @@ def _own(base: type[requests.Session]) -> bool:
         and sessions.default_hooks is default_hooks
         and sessions.cookiejar_from_dict is cookiejar_from_dict
         and sessions.DEFAULT_REDIRECT_LIMIT == DEFAULT_REDIRECT_LIMIT
+        and cookies.RequestsCookieJar is RequestsCookieJar
+        and utils.CaseInsensitiveDict is CaseInsensitiveDict
     )
 
 
@@ -148,19 +157,27 @@ def untouched(base: type[requests.Session]) -> bool:
     Checked once against a real ``requests.Session()`` (while nothing is patched), then by
     identity at every call: a patch made since means requests' own ``__init__``.
     """
-    global _known, _pristine
+    global _known, _pristine, _headers_store
     hooks = _hooks(base)
     if _known is None:
         if not _own(base):
             return False  # patched already: decide at a later session, once it is undone
         _pristine = hooks
+        _headers_store = default_headers()._store  # type: ignore[attr-defined]
         _known = _probe(base)
     return _known and hooks == _pristine
 
 
 def set_requests_state(session: Any) -> None:
     """Set what ``requests.Session.__init__`` sets, the adapters left for first use."""
-    session._headers = default_headers()
+    state = session.__dict__
+    store = _headers_store
+    if store is None:
+        headers = default_headers()
+    else:  # default_headers() without its per-call dict building: a third of the time
+        headers = CaseInsensitiveDict.__new__(CaseInsensitiveDict)
+        headers._store = store.copy()  # type: ignore[attr-defined]
+    state["headers"] = headers  # where requests keeps it (through a property here)
     session.auth = None
     session.proxies = {}
     session.hooks = default_hooks()
@@ -170,9 +187,9 @@ def set_requests_state(session: Any) -> None:
     session.cert = None
     session.max_redirects = DEFAULT_REDIRECT_LIMIT
     session.trust_env = True
-    session.cookies = cookiejar_from_dict({})
+    session.cookies = RequestsCookieJar()  # what cookiejar_from_dict({}) returns, sooner
     # requests replaces adapters a subclass set before calling __init__: so does this.
-    session.__dict__.pop("adapters", None)
+    state.pop("adapters", None)
 
 
 def default_adapters(

@@ -327,8 +327,14 @@ class Session(requests.Session):
 
     @property
     def headers(self) -> Any:
-        """The headers sent with every request (checked when the mapping is replaced)."""
-        return self._headers
+        """The headers sent with every request (checked when the mapping is replaced).
+
+        Kept in the instance's ``headers`` entry, as requests keeps them.
+        """
+        try:
+            return self.__dict__["headers"]
+        except KeyError:  # a session made by __new__ alone, as requests' would be
+            raise AttributeError("headers") from None
 
     @headers.setter
     def headers(self, value: Any) -> None:
@@ -336,8 +342,9 @@ class Session(requests.Session):
             raise InvalidConfigError("headers must be a mapping of header names to str values")
         # The first assignment is requests.Session.__init__'s own default_headers(): known
         # good, and checking it would cost a third of requests.Session() itself.
-        trusted = "_headers" not in self.__dict__ and type(value) is CaseInsensitiveDict
-        self._headers = value if trusted else _config.check_headers(value)
+        state = self.__dict__
+        trusted = "headers" not in state and type(value) is CaseInsensitiveDict
+        state["headers"] = value if trusted else _config.check_headers(value)
 
     @property
     def raise_for_status(self) -> bool:

@@ -78,9 +78,9 @@ def test_threads_racing_to_the_first_request_share_one_set_of_adapters() -> None
         barrier = threading.Barrier(8)
 
         def first_use(
-            s: Session = session, ready: threading.Barrier = barrier, out: list[object] = seen
+            s: Session = session, b: threading.Barrier = barrier, out: list[object] = seen
         ) -> None:
-            ready.wait()
+            b.wait()
             out.append(s.get_adapter("http://127.0.0.1/"))
 
         threads = [threading.Thread(target=first_use) for _ in range(8)]

@@ -92,7 +92,7 @@ def test_names_patched_in_requests_sessions_are_used_as_requests_uses_them() -> 
 
 
 @pytest.mark.parametrize("owner", [Session, requests.Session], ids=["ours", "requests"])
-def test_a_spy_on_mount_sees_requests_two_calls_from_init(owner: type) -> None:
+def test_a_spy_on_mount_sees_requests_two_calls_from_init(owner: Any) -> None:
     calls: list[str] = []
     original = owner.mount
 
@@ -161,3 +161,26 @@ def test_a_default_adapter_that_retries_is_refused_when_built_at_first_use(
         with pytest.raises(InvalidConfigError, match="max_retries=0"):
             session.get_adapter("http://127.0.0.1/")
     assert "adapters" not in vars(session)
+
+
+def test_a_subclass_keeping_adapters_its_own_way_has_them_closed() -> None:
+    closed: list[object] = []
+
+    class Recorded(HTTPAdapter):
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    class Own(Session):
+        @property
+        def adapters(self) -> Any:
+            return self._mine
+
+        @adapters.setter
+        def adapters(self, value: Any) -> None:
+            self._mine = value
+
+    session = Own()
+    session.mount("http://", Recorded())
+    session.close()
+    assert len(closed) == 1

@@ -78,7 +78,7 @@ def test_a_fork_during_another_threads_first_read_of_adapters(
 
 
 def test_a_fork_during_another_threads_add_user_agent() -> None:
-    class Slow(CaseInsensitiveDict[str]):
+    class Slow(CaseInsensitiveDict):  # type: ignore[type-arg]
         """Headers whose read stops the thread that holds the user-agent lock."""
 
         stop: tuple[threading.Event, threading.Event] | None = None

@@ -463,7 +463,8 @@ class Session(requests.Session):
         send (as requests allows); its secrets are then registered again before the next
         request is prepared or sent (one prepared before ``close()`` included).
         """
-        if "adapters" in self.__dict__:  # else no adapter was ever built: none to close
+        # Only this class's lazy adapters may be unbuilt (none to close, none to build).
+        if "adapters" in self.__dict__ or getattr(type(self), "adapters", None) is not _ADAPTERS:
             super().close()
         self._credentials.close()
         self._closed = True
@@ -1108,6 +1109,7 @@ class Session(requests.Session):
 # What a subclass (or a spy patched onto the class) may replace that requests' __init__ uses.
 _OVERRIDABLE = operator.attrgetter("mount", "adapters", "headers", "__setattr__")
 _OWN_OVERRIDABLE = _OVERRIDABLE(Session)
+_ADAPTERS = Session.__dict__["adapters"]
 
 # -- small pure helpers ----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ small bounded caches keyed by the exact arguments, their types included (``True`
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Final, TypeVar
@@ -21,6 +22,16 @@ MAX_ENTRIES: Final = 64
 _T = TypeVar("_T")
 _lock = threading.Lock()
 _caches: dict[str, dict[tuple[object, ...], object]] = {}
+
+
+def _new_lock() -> None:
+    # A child forked while another thread stored a result would find the lock held for ever.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
 
 
 def _key(args: tuple[object, ...]) -> tuple[object, ...] | None:

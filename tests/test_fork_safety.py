@@ -124,3 +124,37 @@ def test_a_fork_while_another_thread_stores_a_construction_result(
         Session(base_url="https://fork.example.com/a/")
 
     assert _child_status(inside, lambda: Session(base_url="https://fork.example.com/b/")) == 0
+
+
+def _shared_locks() -> list[tuple[object, str]]:
+    from observable_session import _requests_state, _session
+    from observable_session.telemetry import _instruments, _overload, _record, _wait
+
+    return [
+        (_requests_state, "_lock"),
+        (_reuse, "_lock"),
+        (_session, "_UA_LOCK"),
+        (_instruments.InFlight, "_tables_lock"),
+        (_overload._MeterInstruments, "_by_meter_lock"),
+        (_record._Guard, "_lock"),
+        (_wait._WaitInstruments, "_lock"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"), _shared_locks(), ids=lambda v: getattr(v, "__name__", v)
+)
+def test_every_shared_lock_held_at_fork_is_free_in_the_child(owner: object, name: str) -> None:
+    """A lock shared by all sessions (first metrics of a meter, telemetry warnings ...)."""
+
+    def inside(entered: threading.Event, release: threading.Event) -> None:
+        with getattr(owner, name):
+            entered.set()
+            release.wait(10)
+
+    def then() -> None:
+        lock = getattr(owner, name)
+        assert lock.acquire(timeout=2)
+        lock.release()
+
+    assert _child_status(inside, then) == 0

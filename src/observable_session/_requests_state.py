@@ -16,7 +16,7 @@ of requests take requests' own ``__init__``, which mounts at once and so runs th
 
 from __future__ import annotations
 
-import os
+import sys
 import threading
 import types
 from collections import OrderedDict
@@ -32,6 +32,8 @@ from requests.hooks import default_hooks
 from requests.models import DEFAULT_REDIRECT_LIMIT
 from requests.structures import CaseInsensitiveDict
 from requests.utils import default_headers
+
+from ._forksafe import renew_after_fork
 
 __all__ = ["default_adapters", "set_requests_state", "untouched"]
 
@@ -63,15 +65,7 @@ _ADAPTER_DEFAULTS: Final = (
 _lock = threading.Lock()
 
 
-def _new_lock() -> None:
-    # A worker pool forks while another thread builds a session's adapters: the child's copy
-    # of the lock would stay held by a thread it does not have.
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock)
+renew_after_fork(sys.modules[__name__], "_lock")
 
 _known: bool | None = None
 _pristine: tuple[object, ...] | None = None

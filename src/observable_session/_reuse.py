@@ -9,10 +9,12 @@ small bounded caches keyed by the exact arguments, their types included (``True`
 
 from __future__ import annotations
 
-import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Final, TypeVar
+
+from ._forksafe import renew_after_fork
 
 __all__ = ["MAX_ENTRIES", "reused"]
 
@@ -24,14 +26,7 @@ _lock = threading.Lock()
 _caches: dict[str, dict[tuple[object, ...], object]] = {}
 
 
-def _new_lock() -> None:
-    # A child forked while another thread stored a result would find the lock held for ever.
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock)
+renew_after_fork(sys.modules[__name__], "_lock")
 
 
 def _key(args: tuple[object, ...]) -> tuple[object, ...] | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
-import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -42,6 +42,7 @@ from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
 from . import _bodies, _config, _deadline, _requests_state, _reuse, _urls
+from ._forksafe import renew_after_fork
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -85,14 +86,7 @@ _UNSET: Any = object()
 _UA_LOCK = threading.Lock()
 
 
-def _new_ua_lock() -> None:
-    # A child forked during another thread's add_user_agent would find the lock held for ever.
-    global _UA_LOCK
-    _UA_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_ua_lock)
+renew_after_fork(sys.modules[__name__], "_UA_LOCK")
 
 
 def _lazy_adapters(cls: type[Session]) -> bool:

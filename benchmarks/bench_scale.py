@@ -84,7 +84,12 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int, batch: int) -
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+_VERDICTS: list[bool] = []
+
+
 def verdict(ok: bool) -> str:
+    """``ok`` or ``OVER``, remembered for the summary line."""
+    _VERDICTS.append(ok)
     return "ok" if ok else "OVER"
 
 
@@ -233,6 +238,11 @@ def main() -> None:
     )
     mask_costs(args.sessions, args.rounds)
     build_requests(args.sessions)
+    over = _VERDICTS.count(False)
+    print(
+        f"scale targets: {len(_VERDICTS) - over} of {len(_VERDICTS)} met"
+        + (f", {over} OVER" if over else "")
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,3 +23,5 @@ def test_small_run_prints_every_target() -> None:
     for start in ("create+close, 1 other", "create+close, 300 other", "building 300", "RSS:"):
         assert any(line.startswith(start) for line in lines), run.stdout
     assert sum("target <=" in line for line in lines) == 6, run.stdout
+    # Two create+close, two build, two RSS and four mask verdicts, counted on the last line.
+    assert re.fullmatch(r"scale targets: \d+ of 10 met(, \d+ OVER)?", lines[-1]), lines[-1]

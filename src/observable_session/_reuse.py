@@ -9,9 +9,12 @@ small bounded caches keyed by the exact arguments, their types included (``True`
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Final, TypeVar
+
+from ._forksafe import renew_after_fork
 
 __all__ = ["MAX_ENTRIES", "reused"]
 
@@ -21,6 +24,9 @@ MAX_ENTRIES: Final = 64
 _T = TypeVar("_T")
 _lock = threading.Lock()
 _caches: dict[str, dict[tuple[object, ...], object]] = {}
+
+
+renew_after_fork(sys.modules[__name__], "_lock")
 
 
 def _key(args: tuple[object, ...]) -> tuple[object, ...] | None:

@@ -11,6 +11,8 @@ this context instead of opening another, so hops are resends of the same logical
 from __future__ import annotations
 
 import contextlib
+import operator
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -40,6 +42,7 @@ from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
 from . import _bodies, _config, _deadline, _requests_state, _reuse, _urls
+from ._forksafe import renew_after_fork
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -83,22 +86,37 @@ _UNSET: Any = object()
 _UA_LOCK = threading.Lock()
 
 
-def _lazy_adapters(cls: type) -> bool:
+renew_after_fork(sys.modules[__name__], "_UA_LOCK")
+
+
+def _lazy_adapters(cls: type[Session]) -> bool:
     """Whether sessions of ``cls`` may set requests' state themselves, adapters lazily.
 
-    Only when the installed requests builds the known state, ``requests.Session`` comes
+    Only when nothing requests' ``__init__`` calls was patched, ``requests.Session`` comes
     right after :class:`Session` in the MRO (no other base's ``__init__`` is skipped) and
-    ``mount`` is not overridden (an override sees requests' two calls from ``__init__``).
+    ``cls`` keeps this class's ``mount``, ``adapters``, ``headers`` and ``__setattr__``:
+    an override (or a spy patched in) sees what requests' ``__init__`` does with them.
     """
     base = Session.__bases__[0]  # requests.Session, even while a test suite swaps it
-    if cls is Session:
-        return _requests_state.known(base)
-    mro = cls.__mro__
-    return (
-        mro[mro.index(Session) + 1] is base
-        and getattr(cls, "mount", None) is Session.mount
-        and _requests_state.known(base)
-    )
+    if cls is not Session:
+        mro = cls.__mro__
+        if mro[mro.index(Session) + 1] is not base:
+            return False
+    return _OVERRIDABLE(cls) == _OWN_OVERRIDABLE and _requests_state.untouched(base)
+
+
+def _refuse_retries(adapter: BaseAdapter) -> None:
+    retries = getattr(adapter, "max_retries", None)
+    if isinstance(retries, Retry) and retries.total not in (0, False):
+        raise InvalidConfigError(
+            "mounted adapters must have max_retries=0: the session retries itself"
+        )
+
+
+def _install(adapter: BaseAdapter) -> None:
+    """What ``mount`` does to an adapter, for requests' default ones built at first use."""
+    _refuse_retries(adapter)
+    _deadline.install(adapter)
 
 
 class _Cache:
@@ -303,8 +321,14 @@ class Session(requests.Session):
 
     @property
     def headers(self) -> Any:
-        """The headers sent with every request (checked when the mapping is replaced)."""
-        return self._headers
+        """The headers sent with every request (checked when the mapping is replaced).
+
+        Kept in the instance's ``headers`` entry, as requests keeps them.
+        """
+        try:
+            return self.__dict__["headers"]
+        except KeyError:  # a session made by __new__ alone, as requests' would be
+            raise AttributeError("headers") from None
 
     @headers.setter
     def headers(self, value: Any) -> None:
@@ -312,8 +336,9 @@ class Session(requests.Session):
             raise InvalidConfigError("headers must be a mapping of header names to str values")
         # The first assignment is requests.Session.__init__'s own default_headers(): known
         # good, and checking it would cost a third of requests.Session() itself.
-        trusted = "_headers" not in self.__dict__ and type(value) is CaseInsensitiveDict
-        self._headers = value if trusted else _config.check_headers(value)
+        state = self.__dict__
+        trusted = "headers" not in state and type(value) is CaseInsensitiveDict
+        state["headers"] = value if trusted else _config.check_headers(value)
 
     @property
     def raise_for_status(self) -> bool:
@@ -396,26 +421,31 @@ class Session(requests.Session):
 
     @property
     def adapters(self) -> MutableMapping[str, BaseAdapter]:
-        """The mounted adapters; requests' two default ones are built at first use."""
-        adapters = self._adapters
-        if adapters is None:
-            adapters = _requests_state.default_adapters(self, _deadline.install)
+        """The mounted adapters; requests' two default ones are built at first read.
+
+        Kept in the instance's ``adapters`` entry, as requests keeps them. Deleting them
+        leaves the session as a new one: the next read builds the two defaults again.
+        """
+        try:
+            adapters: MutableMapping[str, BaseAdapter] = self.__dict__["adapters"]
+        except KeyError:
+            adapters = _requests_state.default_adapters(self, _install)
         return adapters
 
     @adapters.setter
     def adapters(self, value: MutableMapping[str, BaseAdapter]) -> None:
-        self._adapters = value
+        self.__dict__["adapters"] = value
+
+    @adapters.deleter
+    def adapters(self) -> None:
+        self.__dict__.pop("adapters", None)
 
     def mount(self, prefix: str | bytes, adapter: BaseAdapter) -> None:
         """Register an adapter; one whose own ``max_retries`` would retry is refused.
 
         The session retries attempt by attempt itself, so retries in the adapter would stack.
         """
-        retries = getattr(adapter, "max_retries", None)
-        if isinstance(retries, Retry) and retries.total not in (0, False):
-            raise InvalidConfigError(
-                "mounted adapters must have max_retries=0: the session retries itself"
-            )
+        _refuse_retries(adapter)
         super().mount(prefix, adapter)
         _deadline.install(adapter)  # so the deadline watchdog can shut its sockets
 
@@ -427,7 +457,8 @@ class Session(requests.Session):
         send (as requests allows); its secrets are then registered again before the next
         request is prepared or sent (one prepared before ``close()`` included).
         """
-        if self._adapters is not None:  # else no adapter was ever built: none to close
+        # Only this class's lazy adapters may be unbuilt (none to close, none to build).
+        if "adapters" in self.__dict__ or getattr(type(self), "adapters", None) is not _ADAPTERS:
             super().close()
         self._credentials.close()
         self._closed = True
@@ -1068,6 +1099,11 @@ class Session(requests.Session):
             )
         return response, error
 
+
+# What a subclass (or a spy patched onto the class) may replace that requests' __init__ uses.
+_OVERRIDABLE = operator.attrgetter("mount", "adapters", "headers", "__setattr__")
+_OWN_OVERRIDABLE = _OVERRIDABLE(Session)
+_ADAPTERS = Session.__dict__["adapters"]
 
 # -- small pure helpers ----------------------------------------------------------------
 

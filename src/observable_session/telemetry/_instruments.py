@@ -20,6 +20,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvid
 from opentelemetry.metrics._internal import _ProxyMeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
+from .._forksafe import renew_after_fork
 from .._version import __version__
 from ..redaction import DEFAULT_REDACTOR
 from . import _semconv as sc
@@ -112,6 +113,9 @@ class InFlight:
         """The current counts, zeros included, so a series returns to 0 rather than vanish."""
         with self._lock:
             return [Observation(n, self._attributes[k]) for k, n in self._counts.items()]
+
+
+renew_after_fork(InFlight, "_tables_lock")
 
 
 class Instruments:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from .._forksafe import renew_after_fork
 from . import _semconv as sc
 from ._record import _Guard
 
@@ -86,6 +87,9 @@ class _MeterInstruments:
             Observation(level, {sc.SERVER_ADDRESS: host, sc.SERVER_PORT: port})
             for (host, port), level in levels.items()
         ]
+
+
+renew_after_fork(_MeterInstruments, "_by_meter_lock")
 
 
 class OverloadTelemetry:

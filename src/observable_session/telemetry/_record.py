@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from .._forksafe import renew_after_fork
 from ..redaction import DEFAULT_REDACTOR
 from . import _semconv as sc
 from ._events import emit, enabled, warn
@@ -65,6 +66,9 @@ _G_LOGICAL_END = _Guard("logical span end")
 _G_ATTEMPT_START = _Guard("attempt span start")
 _G_ATTEMPT_END = _Guard("attempt span end")
 _G_RETRY = _Guard("retry telemetry")
+
+
+renew_after_fork(_Guard, "_lock")
 
 
 class Target(NamedTuple):

@@ -19,6 +19,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import Histogram, Meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from .._forksafe import renew_after_fork
 from .._version import __version__
 from . import _events, _record
 from . import _semconv as sc
@@ -65,6 +66,9 @@ class _WaitInstruments:
             if found is None:
                 found = cls._by_meter[meter] = cls(meter)
             return found
+
+
+renew_after_fork(_WaitInstruments, "_lock")
 
 
 class WaitRecorder:

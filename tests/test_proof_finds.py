@@ -215,3 +215,16 @@ def test_a_latin1_key_echoed_as_its_wire_bytes_into_a_utf8_body_is_masked(
         event = redact_event(None, "error", {"event": "reply", "body": response.text})
     assert str(caught.value).endswith(f": rejected {REDACTED}")
     assert event["body"] == f'{{"message": "rejected {REDACTED}"}}'
+
+
+def test_two_secrets_overlapping_in_an_echo_leave_neither_head() -> None:
+    """One session's key ends where another's begins: replaced one after the other, the
+    first one's head stayed (``Zq-first-key-REDACTED``)."""
+    first, second = "Zq-first-key-0123", "0123-second-key-tail"
+    r, owner = _redactor(first)
+    other = Owner()
+    r.set_secrets(other, [second])
+    assert r.mask("echo Zq-first-key-0123-second-key-tail end") == f"echo {REDACTED} end"
+    escaped = "echo Zq-first-key-0123-second-key-tail&#46; end"
+    assert r.mask(escaped) == f"echo {REDACTED}&#46; end"
+    assert owner and other

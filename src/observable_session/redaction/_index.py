@@ -405,9 +405,7 @@ class ValueIndex:
                 forms.update(held)
         ordered = sorted(forms, key=len, reverse=True)
         for _ in range(2):
-            for form in ordered:
-                if form in text:
-                    text = text.replace(form, REDACTED)
+            text = _replace_spans(text, _raw_spans(text, ordered))
             if has_escapes(text):
                 text = _replace_spans(text, _decoded_spans(text, ordered))
             left = self.find(text)
@@ -418,9 +416,7 @@ class ValueIndex:
         readings = decode(text)
         holding = [r for r in readings if any(form in r for form in ordered)]
         text = holding[-1] if holding else readings[-1] if readings else text
-        for form in ordered:
-            text = text.replace(form, REDACTED)
-        return text
+        return _replace_spans(text, _raw_spans(text, ordered))
 
 
 # A block at least this long is one allocation of the system allocator, not a slot in a
@@ -443,6 +439,21 @@ def _entries_of(token: object) -> list[_Supers]:
         return token
     assert isinstance(token, str)
     return [{atom: frozenset(forms) for atom, forms in s} for s in json.loads(token)]
+
+
+def _raw_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
+    """Every occurrence of each of ``forms`` in ``text``, overlapping ones included.
+
+    Replaced one form after another, two secrets that overlap in an echo (one's tail is the
+    other's head) would leave the head of the first one replaced second.
+    """
+    spans: list[tuple[int, int]] = []
+    for form in forms:
+        i = text.find(form)
+        while i >= 0:
+            spans.append((i, i + len(form)))
+            i = text.find(form, i + 1)
+    return spans
 
 
 def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:

@@ -228,3 +228,18 @@ def test_two_secrets_overlapping_in_an_echo_leave_neither_head() -> None:
     escaped = "echo Zq-first-key-0123-second-key-tail&#46; end"
     assert r.mask(escaped) == f"echo {REDACTED}&#46; end"
     assert owner and other
+
+
+def test_base64_of_a_stripped_non_ascii_credential_of_three_characters_is_masked() -> None:
+    """The proof's find: ``Token ĉòĦ\\xa0`` echoed as base64 of its stripped credential.
+
+    ``ĉòĦ`` is three characters (too short to mask as text) but six UTF-8 bytes: its base64
+    ``xInDssSm`` was left in the message.
+    """
+    value = "Token \u0109\xf2\u0126\xa0"
+    r, owner = _redactor(value)
+    credential = value.split(" ", 1)[1].strip()
+    raw = credential.encode()
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        assert r.mask(f"echo {encoded.decode()} end") == f"echo {REDACTED} end"
+    assert owner

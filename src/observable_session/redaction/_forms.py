@@ -126,7 +126,9 @@ def atoms(value: str) -> frozenset[str]:
         if "#" in part or "?" in part:
             found |= _url_cut_forms(part)
     for part in parts:  # the value and the credential, each as given and stripped
-        if len(part) >= MIN_FORM_LENGTH:
+        # By bytes: three characters outside ASCII (a credential whose trailing NBSP was
+        # stripped) are six bytes, whose base64 is as distinctive as any.
+        if len(part.encode("utf-8", "surrogatepass")) >= MIN_FORM_LENGTH:
             found |= _base64_forms(part)
     return frozenset(f for f in found if len(f) >= MIN_FORM_LENGTH)
 

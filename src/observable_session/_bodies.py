@@ -26,6 +26,8 @@ from typing import Any
 
 from requests import Response
 
+from .redaction._decode import open_escape_tail
+
 MESSAGE_BUDGET_S = 1.0
 """Seconds reading an error body for its message may take, at most."""
 
@@ -107,9 +109,11 @@ _DELIMITERS = " \t\r\n\"'<>,;&="
 def _without_partial_tail(text: str) -> str:
     """``text`` up to its last delimiter: a body cut short (at the limit, or where the server
     chose to stop) may end inside an echoed secret, which the redactor, knowing only whole
-    values, would leave half unmasked."""
+    values, would leave half unmasked. An escaped spelling holds delimiters itself
+    (``&#90;&#113;``), so a trailing run of escapes goes too."""
     cut = max(text.rfind(c) for c in _DELIMITERS)
-    return text[: cut + 1] if cut >= 0 else ""
+    kept = text[: cut + 1] if cut >= 0 else ""
+    return open_escape_tail(kept, len(kept))
 
 
 def error_text(response: Response, limit: int) -> tuple[str, bool]:

@@ -16,14 +16,17 @@ import re
 from typing import Final
 
 __all__ = [
+    "ANY_ESCAPE",
     "MAX_GROWTH",
     "MAX_ROUNDS",
     "MOJIBAKE",
     "decode",
     "decode_mapped",
+    "decode_repairing",
     "decoded_forms",
     "family_readings",
     "has_escapes",
+    "has_mojibake",
     "open_escape_tail",
     "repaired",
 ]
@@ -48,6 +51,8 @@ _TOKEN: Final = re.compile(
     r"|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});?"
     r"|\+"
 )
+#: Every escape family at once (the default step of the decoder).
+ANY_ESCAPE: Final = _TOKEN
 _SHORT: Final = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 #: A UTF-8 sequence read as latin-1 (``\xd7`` as ``\xc3\x97``): a server that echoes a header it
 #: read as latin-1 into a UTF-8 body, read back as latin-1 (``text/html`` has no charset),
@@ -55,6 +60,21 @@ _SHORT: Final = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 MOJIBAKE: Final = re.compile(
     "[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
 )
+_CONTINUATION: Final = re.compile("[\x80-\xbf]")
+
+
+def has_mojibake(text: str) -> bool:
+    """Whether ``text`` holds a UTF-8 sequence read as latin-1.
+
+    Text in a language written with latin-1 letters (``é``, ``à``) rarely holds the
+    continuation characters ``\x80``-``\xbf``: one simple character-class search, six times
+    faster than the sequence pattern, settles most texts.
+    """
+    return (
+        not text.isascii()
+        and _CONTINUATION.search(text) is not None
+        and MOJIBAKE.search(text) is not None
+    )
 
 
 def _backslash(token: str) -> str:
@@ -89,6 +109,21 @@ def _percent(token: str) -> list[tuple[str, int, int]]:
     return out
 
 
+def _reference(token: str) -> str:
+    """An HTML character reference: a numeric one as its code point, whatever it is.
+
+    ``html.unescape`` reads a numeric reference the way a browser renders it: ``&#0;`` as
+    U+FFFD, ``&#128;``-``&#159;`` as windows-1252 (``&#136;`` as U+02C6), control characters
+    as nothing. An echo means the code point it spells: a key's ``\x88`` (the UTF-8 of
+    ``È`` read as latin-1 holds one) or ``\x07`` escaped by an XML-style encoder.
+    """
+    if token[1] != "#":
+        return html.unescape(token)
+    digits = token[2:].rstrip(";")
+    code = int(digits[1:], 16) if digits[0] in "xX" else int(digits)
+    return chr(code) if code <= 0x10FFFF else token
+
+
 def _decode_token(token: str) -> str | list[tuple[str, int, int]]:
     first = token[0]
     if first == "\\":
@@ -96,7 +131,7 @@ def _decode_token(token: str) -> str | list[tuple[str, int, int]]:
     if first == "%":
         return _percent(token)
     if first == "&":
-        return html.unescape(token)
+        return _reference(token)
     if first == "+":
         return " "  # in a form or query
     try:  # MOJIBAKE: the character those latin-1 characters are the UTF-8 of
@@ -105,31 +140,63 @@ def _decode_token(token: str) -> str | list[tuple[str, int, int]]:
         return token
 
 
+#: A high and a low surrogate: what a UTF-16 encoder (JavaScript's ``charCodeAt``) leaves of
+#: a character outside the BMP when it escapes each unit (``&#55357;&#56832;``, ``\\ud83d``).
+_PAIR: Final = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+def _joined(match: re.Match[str]) -> str:
+    pair = match.group(0)
+    return chr(0x10000 + ((ord(pair[0]) - 0xD800) << 10) + (ord(pair[1]) - 0xDC00))
+
+
+def _paired(text: str) -> str:
+    """``text`` with each surrogate pair joined into its character (none: one C test)."""
+    if text.isascii() or _PAIR.search(text) is None:
+        return text
+    return _PAIR.sub(_joined, text)
+
+
 def repaired(text: str) -> str | None:
     """``text`` with each UTF-8 sequence read as latin-1 turned back into its character.
 
     ``None`` when there is none (an ASCII text costs one C-speed test).
     """
-    if text.isascii() or MOJIBAKE.search(text) is None:
+    if not has_mojibake(text):
         return None
     return MOJIBAKE.sub(_plain, text)
 
 
-def decode_mapped(text: str, pattern: re.Pattern[str] = _TOKEN) -> tuple[str, list[int], list[int]]:
+def decode_mapped(
+    text: str, pattern: re.Pattern[str] = _TOKEN, *, repair: bool = False
+) -> tuple[str, list[int], list[int]]:
     """One round of decoding, and for each decoded character its ``[start, end)`` in ``text``.
 
     ``pattern`` is every escape family at once, or one of them (:func:`family_readings`).
+    With ``repair``, UTF-8 read as latin-1 in the text between escapes is repaired as well
+    (:func:`decode_repairing`).
     """
     pieces: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     pos = 0
+
+    def raw(begin: int, end: int) -> None:
+        gap = text[begin:end]
+        if repair and has_mojibake(gap):
+            fixed, s, e = decode_mapped(gap, MOJIBAKE)
+            pieces.append(fixed)
+            starts.extend(begin + i for i in s)
+            ends.extend(begin + i for i in e)
+        else:
+            pieces.append(gap)
+            starts.extend(range(begin, end))
+            ends.extend(range(begin + 1, end + 1))
+
     for match in pattern.finditer(text):
         begin, end = match.span()
         if begin > pos:
-            pieces.append(text[pos:begin])
-            starts.extend(range(pos, begin))
-            ends.extend(range(pos + 1, begin + 1))
+            raw(pos, begin)
         decoded = _decode_token(match.group(0))
         if isinstance(decoded, str):
             pieces.append(decoded)
@@ -142,10 +209,49 @@ def decode_mapped(text: str, pattern: re.Pattern[str] = _TOKEN) -> tuple[str, li
                 ends.append(begin + b)
         pos = end
     if pos < len(text):
-        pieces.append(text[pos:])
-        starts.extend(range(pos, len(text)))
-        ends.extend(range(pos + 1, len(text) + 1))
-    return "".join(pieces), starts, ends
+        raw(pos, len(text))
+    decoded = "".join(pieces)
+    if decoded.isascii() or _PAIR.search(decoded) is None:
+        return decoded, starts, ends
+    # Two references to the halves of a surrogate pair are one character (see _paired).
+    out: list[str] = []
+    s: list[int] = []
+    e: list[int] = []
+    pos = 0
+    for match in _PAIR.finditer(decoded):
+        begin = match.start()
+        out.append(decoded[pos:begin])
+        s.extend(starts[pos:begin])
+        e.extend(ends[pos:begin])
+        out.append(_joined(match))
+        s.append(starts[begin])
+        e.append(ends[begin + 1])
+        pos = begin + 2
+    out.append(decoded[pos:])
+    s.extend(starts[pos:])
+    e.extend(ends[pos:])
+    return "".join(out), s, e
+
+
+def decode_repairing(text: str, pattern: re.Pattern[str] = _TOKEN) -> str:
+    """One round of decoding in which the raw text between escapes is repaired, too.
+
+    A server that escapes some characters of a value and writes the page as UTF-8, read
+    back as latin-1, leaves the others as their UTF-8 read as latin-1 (``È`` as ``Ã\x88``);
+    the escaped ones decode to the real characters, which must not be "repaired" (``Þ°``
+    is also a UTF-8 sequence read as latin-1). Nested inside another escape level, the
+    same holds one level down, so each decoding step is tried this way too.
+    """
+    pieces: list[str] = []
+    pos = 0
+    for match in pattern.finditer(text):
+        begin, end = match.span()
+        if begin > pos:
+            pieces.append(MOJIBAKE.sub(_plain, text[pos:begin]))
+        pieces.append(_plain(match))
+        pos = end
+    pieces.append(MOJIBAKE.sub(_plain, text[pos:]))
+    return _paired("".join(pieces))
 
 
 def _plain(match: re.Match[str]) -> str:
@@ -173,14 +279,41 @@ def decode(text: str) -> list[str]:
     """
     if not has_escapes(text):
         return []
-    readings = _readings(text)
-    out = [r for r, path in readings if any(p is not _TOKEN for p in path)]
+    merged: list[_Edge] = []
+    readings = _readings(text, merged)
+    out = [r for r, path, _ in readings if any(p is not _TOKEN for p in path)]
     if "%" in text and _HIGH_PERCENT.search(text):
-        out.append(_TOKEN.sub(_plain_latin1, text))
-    chain = [r for r, path in readings if all(p is _TOKEN for p in path)]
-    if not text.isascii():  # each reading with its latin-1-read UTF-8 repaired, too
-        out.extend(r for r in map(repaired, [*out, *chain]) if r is not None)
+        out.append(_paired(_TOKEN.sub(_plain_latin1, text)))
+    chain = [r for r, path, _ in readings if all(p is _TOKEN for p in path)]
+    # Each reading with its latin-1-read UTF-8 repaired, too: wholesale, and one step at a
+    # time with only the characters that step did not decode (decode_repairing).
+    out.extend(r for r in map(repaired, [*out, *chain]) if r is not None)
+    out.extend(_step_repairs([*readings, *merged]))
     return out + chain
+
+
+def _step_repairs(readings: list[_Edge]) -> list[str]:
+    """Each decoding step redone with the raw text between its escapes repaired.
+
+    What the repaired step leaves is decoded further (all families) for the rounds left.
+    """
+    out: list[str] = []
+    seen = {reading for reading, _, _ in readings}
+    done: set[tuple[str, re.Pattern[str]]] = set()
+    for _, path, parent in readings:
+        if (parent, path[-1]) in done or not has_mojibake(parent):
+            continue
+        done.add((parent, path[-1]))
+        fixed = decode_repairing(parent, path[-1])
+        rounds = MAX_ROUNDS - len(path)
+        while fixed not in seen:  # a reading already there is searched, and so on down
+            seen.add(fixed)
+            out.append(fixed)
+            if rounds <= 0 or not has_escapes(fixed):
+                break
+            fixed = _paired(_TOKEN.sub(_plain, fixed))
+            rounds -= 1
+    return out
 
 
 # -- one escape family at a time ---------------------------------------------------------
@@ -216,28 +349,36 @@ _MAX_READINGS: Final = 32
 _Path = tuple[re.Pattern[str], ...]
 
 
-def _readings(text: str) -> list[tuple[str, _Path]]:
-    """Every reading of ``text`` up to MAX_ROUNDS steps (one family, or all), with its path.
+_Edge = tuple[str, _Path, str]
+
+
+def _readings(text: str, merged: list[_Edge] | None = None) -> list[_Edge]:
+    """Every reading of ``text`` up to MAX_ROUNDS steps (one family, or all), with its path
+    and the reading its last step decoded.
 
     Each level's all-families step from the all-families chain comes first, so the chain is
-    never cut by the cap of 32 nor merged into another path.
+    never cut by the cap of 32 nor merged into another path. A step whose reading another
+    path reached first is left out, but added to ``merged`` when its input holds UTF-8 read
+    as latin-1: repaired, two paths to one reading may differ (:func:`decode_repairing`).
     """
-    out: list[tuple[str, _Path]] = []
+    out: list[_Edge] = []
     seen = {text}
-    level: list[tuple[str, _Path]] = [(text, ())]
+    level: list[tuple[str, _Path, str]] = [(text, (), text)]
     for _ in range(MAX_ROUNDS):
         following = []
-        for current, path in level:
+        for current, path, _ in level:
             if not has_escapes(current):
                 continue
             pure = all(p is _TOKEN for p in path)
             for step in (_TOKEN, *_family_steps(current)):
-                reading = step.sub(_plain, current)
+                reading = _paired(step.sub(_plain, current))
                 chain = pure and step is _TOKEN
                 if reading in seen or (len(seen) > _MAX_READINGS and not chain):
+                    if merged is not None and len(merged) < _MAX_READINGS and has_mojibake(current):
+                        merged.append((reading, (*path, step), current))
                     continue
                 seen.add(reading)
-                following.append((reading, (*path, step)))
+                following.append((reading, (*path, step), current))
         out.extend(following)
         level = following
     return out
@@ -250,9 +391,12 @@ def family_readings(text: str) -> list[tuple[str, _Path]]:
     the key only when the JSON escapes alone are decoded; nested (HTML inside JSON), each
     level may be a different family. Every reading up to :data:`MAX_ROUNDS` steps, each
     step one family or all of them, with at least one single-family step (the all-families
-    chain is :func:`decode`'s own); at most 32.
+    chain is :func:`decode`'s own); at most 32, and as many paths whose reading another
+    path reached first but whose input holds UTF-8 read as latin-1.
     """
-    return [(r, path) for r, path in _readings(text) if any(p is not _TOKEN for p in path)]
+    merged: list[_Edge] = []
+    readings = _readings(text, merged)
+    return [(r, path) for r, path, _ in (*readings, *merged) if any(p is not _TOKEN for p in path)]
 
 
 def decoded_forms(form: str) -> frozenset[str]:
@@ -271,7 +415,7 @@ def decoded_forms(form: str) -> frozenset[str]:
         for current in level:
             if not has_escapes(current):
                 continue
-            steps = [family.sub(_plain, current) for family in _FAMILIES]
+            steps = [_paired(family.sub(_plain, current)) for family in _FAMILIES]
             steps.extend(decode(current))
             for step in steps:
                 if step not in seen and len(seen) <= _MAX_FORMS:

@@ -8,9 +8,11 @@ listed here:
 - the value and the credential after an auth scheme (``Bearer xyz`` -> ``xyz``);
 - for ``Basic``, the decoded ``user:pass`` and the password;
 - base64, standard and URL-safe, without padding (a padded form holds the unpadded one), of
-  the value and of the credential;
+  the value and of the credential (their UTF-8 and, outside ASCII, their latin-1 bytes:
+  what the wire carries);
 - for a value outside ASCII, its UTF-8 bytes read as latin-1 (how ``http.server`` echoes a
-  header it received);
+  header it received), and its latin-1 bytes read as UTF-8 with U+FFFD for what does not
+  decode (a server that echoes the bytes it received into a UTF-8 body);
 - for a value holding ``+``, the value with blanks for ``+`` (a form decoder reads a literal
   ``+`` as a blank);
 - for a value holding an escape-like sequence (``\\``, ``%41``, ``&amp;``), the value as
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
 from typing import Final
 
@@ -66,9 +69,17 @@ def _basic_parts(credential: str) -> set[str]:
 
 
 def _base64_forms(part: str) -> set[str]:
-    raw = part.encode("utf-8", "surrogatepass")
-    std = base64.b64encode(raw).decode("ascii").rstrip("=")
-    return {std, std.replace("+", "-").replace("/", "_")}
+    raws = [part.encode("utf-8", "surrogatepass")]
+    if not part.isascii():
+        # A header goes on the wire as latin-1: a server that base64-encodes the bytes it
+        # received (Go's header values, Python's ``.encode("latin-1")``) echoes those.
+        with contextlib.suppress(UnicodeEncodeError):
+            raws.append(part.encode("latin-1"))
+    found = set()
+    for raw in raws:
+        std = base64.b64encode(raw).decode("ascii").rstrip("=")
+        found |= {std, std.replace("+", "-").replace("/", "_")}
+    return found
 
 
 _PERCENT: Final = re.compile(r"%[0-9A-F]{2}")
@@ -103,6 +114,10 @@ def atoms(value: str) -> frozenset[str]:
         found.add(part)
         if not part.isascii():
             found.add(part.encode("utf-8", "surrogatepass").decode("latin-1"))
+            # The latin-1 bytes a header travels as, echoed as they came into a body read
+            # as UTF-8 (the session's own message, requests' ``.text`` for JSON).
+            with contextlib.suppress(UnicodeEncodeError):
+                found.add(part.encode("latin-1").decode("utf-8", "replace"))
     found |= {f.replace("+", " ") for f in found if "+" in f}
     # A value holding escape-like sequences, echoed with another character escaped, is read
     # back with its own sequences decoded too: those readings are forms of it.
@@ -111,7 +126,9 @@ def atoms(value: str) -> frozenset[str]:
         if "#" in part or "?" in part:
             found |= _url_cut_forms(part)
     for part in parts:  # the value and the credential, each as given and stripped
-        if len(part) >= MIN_FORM_LENGTH:
+        # By bytes: three characters outside ASCII (a credential whose trailing NBSP was
+        # stripped) are six bytes, whose base64 is as distinctive as any.
+        if len(part.encode("utf-8", "surrogatepass")) >= MIN_FORM_LENGTH:
             found |= _base64_forms(part)
     return frozenset(f for f in found if len(f) >= MIN_FORM_LENGTH)
 

@@ -25,12 +25,14 @@ from collections.abc import Iterable
 from typing import Final
 
 from ._decode import (
+    ANY_ESCAPE,
     MAX_ROUNDS,
     MOJIBAKE,
     decode,
     decode_mapped,
     family_readings,
     has_escapes,
+    has_mojibake,
     repaired,
 )
 from ._grace import GracePool
@@ -403,20 +405,18 @@ class ValueIndex:
                 forms.update(held)
         ordered = sorted(forms, key=len, reverse=True)
         for _ in range(2):
-            for form in ordered:
-                if form in text:
-                    text = text.replace(form, REDACTED)
+            text = _replace_spans(text, _raw_spans(text, ordered))
             if has_escapes(text):
                 text = _replace_spans(text, _decoded_spans(text, ordered))
             left = self.find(text)
             if not left or left.isdisjoint(forms):
                 return text
-        # An escape mix the span map could not undo: give the decoded text, masked.
+        # An escape mix the span map could not undo: give the decoded text, masked (the
+        # deepest reading that holds a form, else the deepest all-families one).
         readings = decode(text)
-        text = readings[-1] if readings else text
-        for form in ordered:
-            text = text.replace(form, REDACTED)
-        return text
+        holding = [r for r in readings if any(form in r for form in ordered)]
+        text = holding[-1] if holding else readings[-1] if readings else text
+        return _replace_spans(text, _raw_spans(text, ordered))
 
 
 # A block at least this long is one allocation of the system allocator, not a slot in a
@@ -441,6 +441,21 @@ def _entries_of(token: object) -> list[_Supers]:
     return [{atom: frozenset(forms) for atom, forms in s} for s in json.loads(token)]
 
 
+def _raw_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
+    """Every occurrence of each of ``forms`` in ``text``, overlapping ones included.
+
+    Replaced one form after another, two secrets that overlap in an echo (one's tail is the
+    other's head) would leave the head of the first one replaced second.
+    """
+    spans: list[tuple[int, int]] = []
+    for form in forms:
+        i = text.find(form)
+        while i >= 0:
+            spans.append((i, i + len(form)))
+            i = text.find(form, i + 1)
+    return spans
+
+
 def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
     """Spans of ``text`` whose decoded reading is one of ``forms``."""
     spans: list[tuple[int, int]] = []
@@ -456,28 +471,42 @@ def _decoded_spans(text: str, forms: list[str]) -> list[tuple[int, int]]:
             fixed, s2, e2 = decode_mapped(decoded, MOJIBAKE)
             search(fixed, [s[i] for i in s2], [e[i - 1] for i in e2], repair=False)
 
-    current = text
-    starts: list[int] | None = None
-    ends: list[int] | None = None
-    for _ in range(MAX_ROUNDS):
+    def step(
+        current: str, s: list[int], e: list[int], pattern: re.Pattern[str], rounds: int
+    ) -> tuple[str, list[int], list[int]]:
+        """One decoding step, searched; its raw-repaired variant searched down to the end."""
+        if has_mojibake(current):
+            fixed, fs, fe = _composed(s, e, *decode_mapped(current, pattern, repair=True))
+            for _ in range(rounds):
+                search(fixed, fs, fe, repair=False)
+                if not has_escapes(fixed):
+                    break
+                fixed, fs, fe = _composed(fs, fe, *decode_mapped(fixed))
+        decoded, ds, de = _composed(s, e, *decode_mapped(current, pattern))
+        search(decoded, ds, de)
+        return decoded, ds, de
+
+    identity = (list(range(len(text))), list(range(1, len(text) + 1)))
+    current, starts, ends = text, *identity
+    for level in range(MAX_ROUNDS):
         if not has_escapes(current):
             break
-        decoded, s, e = decode_mapped(current)
+        decoded, starts, ends = step(current, starts, ends, ANY_ESCAPE, MAX_ROUNDS - level)
         if decoded == current:
             break
-        if starts is not None and ends is not None:
-            s = [starts[i] for i in s]
-            e = [ends[i - 1] for i in e]
-        search(decoded, s, e)
-        current, starts, ends = decoded, s, e
+        current = decoded
     for _, path in family_readings(text):  # one escape family at a time (mixed texts)
-        decoded, s, e = text, list(range(len(text))), list(range(1, len(text) + 1))
-        for step in path:
-            decoded, s2, e2 = decode_mapped(decoded, step)
-            s = [s[i] for i in s2]
-            e = [e[i - 1] for i in e2]
-        search(decoded, s, e)
+        decoded, s, e = text, *identity
+        for level, pattern in enumerate(path):
+            decoded, s, e = step(decoded, s, e, pattern, MAX_ROUNDS - level)
     return spans
+
+
+def _composed(
+    starts: list[int], ends: list[int], decoded: str, s: list[int], e: list[int]
+) -> tuple[str, list[int], list[int]]:
+    """A decoding of a reading, mapped back to the text the reading came from."""
+    return decoded, [starts[i] for i in s], [ends[i - 1] for i in e]
 
 
 def _replace_spans(text: str, spans: list[tuple[int, int]]) -> str:

@@ -301,9 +301,7 @@ class Redactor:
         if isinstance(obj, BaseException):
             return str(self.sanitize_exception(obj))
         if isinstance(obj, (bytes, bytearray)):
-            text = bytes(obj).decode("utf-8", "surrogateescape")
-            masked = self.mask(text)
-            return obj if masked == text else masked.encode("utf-8", "surrogateescape")
+            return self._scrub_bytes(obj)
         if isinstance(obj, (set, frozenset)):
             return [self.scrub(item) for item in obj]
         try:
@@ -312,6 +310,24 @@ class Redactor:
             return f"<unprintable {type(obj).__qualname__}>"
         masked = self.mask(text)
         return obj if masked == text else masked
+
+    def _scrub_bytes(self, obj: bytes | bytearray) -> bytes | bytearray:
+        """``obj`` read as UTF-8 and, outside ASCII, as latin-1, masked in both readings.
+
+        A header goes on the wire as latin-1 and a server may echo it so (a body in
+        ISO-8859-1): those bytes are no UTF-8 spelling of the value.
+        """
+        data = bytes(obj)
+        text = data.decode("utf-8", "surrogateescape")
+        masked = self.mask(text)
+        if masked != text:
+            data = masked.encode("utf-8", "surrogateescape")
+        if not data.isascii():
+            latin = data.decode("latin-1")
+            masked = self.mask(latin)
+            if masked != latin:
+                data = masked.encode("latin-1", "backslashreplace")
+        return obj if data == obj else data
 
     def scrub_mapping(self, mapping: Mapping[Any, Any]) -> dict[Any, Any]:
         """A plain ``dict`` copy of ``mapping``: sensitive keys REDACTED, values scrubbed."""

@@ -24,11 +24,12 @@ _URL_ATTRIBUTES: Final = frozenset({"url.full", "http.url", "url.original", "htt
 class RedactingSpanExporter:
     """Wraps an OpenTelemetry SDK span exporter and scrubs every span before export.
 
-    Attributes (by key and value, URLs as URLs), event attributes (``exception.message``,
-    ``exception.stacktrace``...), link attributes, the span name and the status description
-    are masked: defence in depth for spans from any instrumentation. Pass it to a span
-    processor: ``BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter()))``. The SDK is
-    imported only when spans are exported, so it stays an optional dependency.
+    Attributes (by key and value, URLs as URLs), event names and attributes
+    (``exception.message``, ``exception.stacktrace``...), link attributes, the span name and
+    the status description are masked: defence in depth for spans from any instrumentation.
+    Pass it to a span processor:
+    ``BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter()))``. The SDK is imported
+    only when spans are exported, so it stays an optional dependency.
     """
 
     __slots__ = ("_exporter", "_redactor")
@@ -66,7 +67,7 @@ class RedactingSpanExporter:
             resource=span.resource,
             attributes=self.redact_attributes(span.attributes),
             events=[
-                Event(e.name, self.redact_attributes(e.attributes), e.timestamp)
+                Event(mask_text(e.name), self.redact_attributes(e.attributes), e.timestamp)
                 for e in span.events
             ],
             links=[

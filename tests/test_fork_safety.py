@@ -128,9 +128,12 @@ def test_a_fork_while_another_thread_stores_a_construction_result(
 
 def _shared_locks() -> list[tuple[object, str]]:
     from observable_session import _requests_state, _session
+    from observable_session.redaction import DEFAULT_REDACTOR
     from observable_session.telemetry import _instruments, _overload, _record, _wait
 
     return [
+        (DEFAULT_REDACTOR, "_lock"),
+        (DEFAULT_REDACTOR._index, "_lock"),
         (_requests_state, "_lock"),
         (_reuse, "_lock"),
         (_session, "_UA_LOCK"),

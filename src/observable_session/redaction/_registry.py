@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Final
 
+from .._forksafe import renew_after_fork
 from ._redactor import Redactor
 
 __all__ = ["DEFAULT_REDACTOR", "mask", "mask_url"]
 
 #: The redactor every :class:`observable_session.Session` registers its credentials with.
 DEFAULT_REDACTOR: Final = Redactor()
+# Every session of the process takes these: a child forked while a thread held one would
+# hang at its first session, log line or span.
+renew_after_fork(DEFAULT_REDACTOR, "_lock", threading.RLock)
+renew_after_fork(DEFAULT_REDACTOR._index, "_lock")
 
 
 def mask(text: str) -> str:

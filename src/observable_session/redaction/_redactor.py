@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Any, Final
 
 from ._decode import MAX_GROWTH, has_escapes, open_escape_tail
@@ -26,6 +26,9 @@ GRACE_SECONDS: Final = 600.0
 #: How many forgotten owners are remembered at most (the oldest go first).
 GRACE_MAX_OWNERS: Final = 1024
 _SCALARS: Final = frozenset({int, float, bool})
+#: Strings remembered clean at most, and the longest one remembered (about 1 MB at most).
+_CLEAN_MAX: Final = 4096
+_CLEAN_LONGEST: Final = 256
 
 _Supers = dict[str, frozenset[str]]
 
@@ -66,6 +69,10 @@ class Redactor:
         self._structure = Structure(self._names.detector_words(), self.is_sensitive_name)
         #: Replaced by a new object whenever the secrets change (for caches of masked text).
         self.generation: object = object()
+        # Short strings found clean, and the generation they were found clean in: a log
+        # line's constant fields (event name, level, logger, method) are not searched again
+        # until the secrets change.
+        self._clean: tuple[object, set[str]] = (self.generation, set())
 
     @property
     def _matchers(self) -> object:
@@ -190,6 +197,7 @@ class Redactor:
             rules = self._names.extended(names)
             self._structure = Structure(rules.detector_words(), self.is_sensitive_name)
             self._names, self._name_cache = rules, rules.cache
+            self.generation = object()  # text found clean under the old rules is not now
 
     def _collected(self, key: int, token: int, _ref: object = None) -> None:
         # Runs from the garbage collector, possibly while this thread holds the lock.
@@ -334,14 +342,18 @@ class Redactor:
         if self._pending or self._grace:
             self._housekeeping()
         texts: list[str] = []
-        out = self._copy_mapping(mapping, texts)
-        self._mask_strings_if_needed(texts, (out,))
+        clean = self._clean_texts()
+        out = self._copy_mapping(mapping, texts, clean)
+        self._mask_strings_if_needed(texts, (out,), clean)
         return out
 
-    def _copy_mapping(self, mapping: Mapping[Any, Any], texts: list[str]) -> dict[Any, Any]:
+    def _copy_mapping(
+        self, mapping: Mapping[Any, Any], texts: list[str], clean: Container[str] = ()
+    ) -> dict[Any, Any]:
         """A copy with sensitive keys REDACTED and values scrubbed, strings excepted.
 
-        Strings are kept as they are and appended to ``texts``, for one search later.
+        Strings are kept as they are and appended to ``texts`` (unless in ``clean``), for
+        one search later.
         """
         names = self._name_cache
         out: dict[Any, Any] = {}
@@ -355,22 +367,46 @@ class Redactor:
                     continue
             if type(value) is str:
                 out[key] = value
-                texts.append(value)
+                if value not in clean:
+                    texts.append(value)
             elif value is None or type(value) in _SCALARS:
                 out[key] = value
             else:
                 out[key] = self.scrub(value)
         return out
 
-    def _mask_strings_if_needed(self, texts: list[str], targets: Iterable[dict[Any, Any]]) -> None:
+    def _clean_texts(self) -> set[str]:
+        """The strings found clean since the secrets last changed (to skip, and to add to).
+
+        Taken before the search it serves: a secret registered meanwhile makes a new
+        generation, and what that search found clean is then not trusted.
+        """
+        generation, clean = self._clean
+        if generation is not self.generation:
+            clean = set()
+            self._clean = (self.generation, clean)
+        return clean
+
+    def _mask_strings_if_needed(
+        self,
+        texts: list[str],
+        targets: Iterable[dict[Any, Any]],
+        clean: set[str] | None = None,
+    ) -> None:
         """Mask the string values of ``targets`` in place if any of ``texts`` needs it.
 
-        One search over all the strings joined costs far less than one per string; only
-        when it finds something is each string looked at on its own.
+        ``texts`` are the strings of ``targets`` not in ``clean`` (:meth:`_clean_texts`);
+        found clean, they join it. One search over all the strings joined costs far less
+        than one per string; only when it finds something is each string looked at on its
+        own.
         """
         if not texts:
             return
         if not self._may_hold("\n".join(texts)):
+            if clean is not None:
+                if len(clean) > _CLEAN_MAX:
+                    clean.clear()
+                clean.update(text for text in texts if len(text) <= _CLEAN_LONGEST)
             return
         for target in targets:
             for key, value in target.items():

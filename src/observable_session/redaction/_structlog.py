@@ -22,6 +22,7 @@ def _redact_event_dict(redactor: Redactor, event_dict: dict[str, Any]) -> dict[s
     if redactor._pending or redactor._grace:
         redactor._housekeeping()
     names = redactor._name_cache
+    clean = redactor._clean_texts()  # before the search (see there)
     exc_info = event_dict.get("exc_info")
     texts: list[str] = []
     targets = [event_dict]
@@ -32,14 +33,15 @@ def _redact_event_dict(redactor: Redactor, event_dict: dict[str, Any]) -> dict[s
         if sensitive:
             event_dict[key] = REDACTED
         elif type(value) is str:
-            texts.append(value)
+            if value not in clean:
+                texts.append(value)
         elif type(value) is dict:
-            copy = redactor._copy_mapping(value, texts)
+            copy = redactor._copy_mapping(value, texts, clean)
             event_dict[key] = copy
             targets.append(copy)
         elif value is not None and type(value) not in _SCALARS and key not in _STRUCTLOG_META:
             event_dict[key] = redactor.scrub(value)
-    redactor._mask_strings_if_needed(texts, targets)
+    redactor._mask_strings_if_needed(texts, targets, clean)
     if exc_info:
         event_dict["exc_info"] = redactor.sanitize_exc_info(exc_info)
     return event_dict

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Final
 
-from .._forksafe import renew_after_fork
 from ._redactor import Redactor
 
 __all__ = ["DEFAULT_REDACTOR", "mask", "mask_url"]
 
 #: The redactor every :class:`observable_session.Session` registers its credentials with.
 DEFAULT_REDACTOR: Final = Redactor()
-# Every session of the process takes these: a child forked while a thread held one would
-# hang at its first session, log line or span.
-renew_after_fork(DEFAULT_REDACTOR, "_lock", threading.RLock)
-renew_after_fork(DEFAULT_REDACTOR._index, "_lock")
+
+
+def _renew_locks() -> None:
+    # Every session of the process takes these: a child forked while a thread held one would
+    # hang at its first session, log line or span. (Not _forksafe: redaction imports nothing
+    # from the rest of the package.)
+    DEFAULT_REDACTOR._lock = threading.RLock()
+    DEFAULT_REDACTOR._index._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_locks)
 
 
 def mask(text: str) -> str:

@@ -642,3 +642,25 @@ def test_set_grace_shortens_the_pool_at_once() -> None:
         f"{TOKEN}-grace-1",
         REDACTED,
     ]
+
+
+@pytest.mark.parametrize("word", ["Bearer", "Basic", "Token"])
+def test_a_scheme_word_in_any_case_the_pattern_takes_is_detected(word: str) -> None:
+    """The shape detector's case-folded prefilter misses no spelling the pattern matches.
+
+    Python's case-insensitive match takes ``\\u017f`` for ``s``, the Kelvin sign for ``k``
+    and dotted or dotless I for ``i``; each such spelling is still masked.
+    """
+    import re
+
+    r = Redactor()
+    for i, letter in enumerate(word):
+        same = [
+            chr(cp)
+            for cp in range(0x2200)
+            if chr(cp) != letter and re.fullmatch(f"(?i){letter}", chr(cp))
+        ]
+        for char in same:
+            spelled = word[:i] + char + word[i + 1 :]
+            text = f"upstream said: {spelled} Zq0123456789abcdefXY (retry)"
+            assert r.mask(text) == f"upstream said: {spelled} {REDACTED} (retry)", spelled

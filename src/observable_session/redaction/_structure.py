@@ -81,24 +81,50 @@ def _key_detector(names: Iterable[str]) -> str:
     return rf"[^=&# \t\r\n]*?(?=[{firsts}])(?:" + "|".join(branches) + ")"
 
 
+def _folded(text: str) -> str:
+    """``text`` case-folded as far as the scheme pattern's case-insensitive match goes.
+
+    That match also takes ``\u017f`` for ``s`` and the Kelvin sign for ``k`` (folding does
+    too), and dotted and dotless capital/small I for ``i`` (folding does not: mapped here).
+    """
+    return text.casefold().replace("\u0131", "i").replace("i\u0307", "i")
+
+
 class Structure:
     """Masks by shape; built once per set of sensitive names."""
 
-    __slots__ = ("_sensitive", "detect")
+    __slots__ = ("_keys", "_schemes", "_sensitive", "_userinfo")
 
     def __init__(self, names: Iterable[str], sensitive: Callable[[str], bool]) -> None:
         self._sensitive = sensitive
-        alternatives = [
-            " " + _scheme_detector(),
-            r"\t" + _scheme_detector(),
-            rf"://[^ \t\r\n/?#@]*{_POSSESSIVE}@",
-        ]
+        scheme = _scheme_detector()
+        self._schemes = re.compile(f" {scheme}|\\t{scheme}").search
+        self._userinfo = re.compile(rf"://[^ \t\r\n/?#@]*{_POSSESSIVE}@").search
         key = _key_detector(names)
         # One alternative per separator: each starts with a literal, so the compiled
         # pattern's first-character set is small and ordinary text is skipped in C.
-        alternatives += [re.escape(sep) + key for sep in "?&;#"]
-        #: Anything that may need masking by shape (a cheap, over-eager first test).
-        self.detect = re.compile("|".join(alternatives)).search
+        self._keys = re.compile("|".join(re.escape(sep) + key for sep in "?&;#")).search
+
+    def detect(self, text: str) -> object | None:
+        """Anything that may need masking by shape (a cheap, over-eager first test).
+
+        Each shape's pattern runs only when the text holds the characters it starts from:
+        ``@``, a query separator, or a blank and a scheme word in any case (see
+        :func:`_folded`).
+        """
+        if "@" in text:
+            found = self._userinfo(text)
+            if found is not None:
+                return found
+        if "?" in text or "&" in text or ";" in text or "#" in text:
+            found = self._keys(text)
+            if found is not None:
+                return found
+        if " " in text or "\t" in text:
+            folded = text.lower() if text.isascii() else _folded(text)
+            if "bearer" in folded or "basic" in folded or "token" in folded:
+                return self._schemes(text)
+        return None
 
     def mask(self, text: str) -> str:
         """``text`` with userinfo, sensitive query values and scheme credentials REDACTED."""

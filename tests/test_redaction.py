@@ -285,6 +285,13 @@ def test_mask_url_without_query_still_masks_values(redactor: Redactor) -> None:
         "client-secret",
         "X-Amz-Signature",
         "http.request.header.authorization",
+        "X-Goog-Api-Key",
+        "X-RapidAPI-Key",
+        "x_apikey",
+        "X-Access-Key",
+        "X-Auth-Key",
+        "private_key",
+        "X-Client-Credentials",
     ],
 )
 def test_sensitive_names(name: str) -> None:
@@ -293,7 +300,8 @@ def test_sensitive_names(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["url.full", "http.request.method", "event", "headers", "Accept", "author"]
+    "name",
+    ["url.full", "http.request.method", "event", "headers", "Accept", "author", "X-Auth-User"],
 )
 def test_ordinary_names_are_not_sensitive(name: str) -> None:
     """Ordinary names are not sensitive."""

@@ -413,6 +413,21 @@ def test_credential_headers_stripped_on_redirect_to_another_port(
     assert first & {"x-api-key", "authorization"}
 
 
+@pytest.mark.parametrize("name", ["X-Goog-Api-Key", "X-RapidAPI-Key", "X-Auth-Key"])
+def test_vendor_key_headers_follow_the_origin_rule_and_are_masked(
+    upstream: Upstream, other_upstream: Upstream, echo: EchoServer, name: str
+) -> None:
+    """Vendors' key headers kept seed-style in session.headers are credentials too."""
+    _redirecting(upstream, other_upstream.url + "/landed")
+    with quiet(upstream.url) as s:
+        s.headers[name] = "vendor-key-0123456789"
+        s.get("/go")
+    assert name.lower() in {k.lower() for k in upstream.seen[-1].headers}
+    assert name.lower() not in {k.lower() for k in other_upstream.seen[-1].headers}
+    with quiet(echo.url, headers={name: "vendor-echo-key-97531"}) as s:
+        assert leaks("vendor-echo-key-97531", failure(s, "/json-escaped")) == []
+
+
 def test_credential_headers_not_sent_to_an_absolute_url_of_another_origin(
     upstream: Upstream, other_upstream: Upstream
 ) -> None:

@@ -3,7 +3,9 @@
 Names are matched case-insensitively with ``-`` and ``_`` ignored: ``Authorization``,
 ``Proxy-Authorization``, ``Cookie``, ``Set-Cookie``, ``X-API-Key``, ``api-key``, the query keys
 the OpenTelemetry conventions redact, and any name containing ``token``, ``secret``,
-``password``, ``passwd`` or ``signature``. Names under ``observable_session.`` never are.
+``password``, ``passwd``, ``signature``, ``apikey`` (``X-Goog-Api-Key``, ``X-RapidAPI-Key``),
+``accesskey``, ``authkey`` (``X-Auth-Key``), ``privatekey`` or ``credential``. Names under
+``observable_session.`` never are.
 """
 
 from __future__ import annotations
@@ -43,7 +45,18 @@ SENSITIVE_QUERY_KEYS: Final = (
     "X-Amz-Security-Token",
 )
 #: A name containing any of these (after normalisation) is sensitive.
-SENSITIVE_FRAGMENTS: Final = ("token", "secret", "password", "passwd", "signature")
+SENSITIVE_FRAGMENTS: Final = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "signature",
+    "apikey",
+    "accesskey",
+    "authkey",
+    "privatekey",
+    "credential",
+)
 
 _OWN_PREFIX: Final = "observable_session."
 _CACHE_MAX: Final = 4096

@@ -63,9 +63,9 @@ def test_a_secret_registered_during_the_search_is_not_trusted_clean_after_it(
 def test_a_sensitive_name_added_later_masks_a_query_found_clean_before() -> None:
     r = Redactor()
     scrub = EventRedactor(r)
-    text = "GET https://api.example.com/v1/jobs?jobcredential=Zq0123456789abcdef"
+    text = "GET https://api.example.com/v1/jobs?jobnonce=Zq0123456789abcdef"
     assert scrub(None, "info", _event(text))["detail"] == text
-    r.add_sensitive_names("jobcredential")
+    r.add_sensitive_names("jobnonce")
     assert "Zq0123456789abcdef" not in scrub(None, "info", _event(text))["detail"]
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 import threading
 from collections.abc import Container, Iterable, Mapping
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from .redaction import DEFAULT_REDACTOR
 
@@ -42,6 +43,9 @@ MIN_VALUE_LENGTH: Final = 4
 # Proxy-Authorization goes to the proxy, and the jar's Cookie header follows RFC 6265:
 # neither is stripped by the origin rule for credential headers.
 _NOT_ORIGIN_BOUND: Final = frozenset({"proxy-authorization"})
+# The password-derived proof of a Digest answer (RFC 7616 ``response="<hex>"``): echoed
+# alone, it is not a form of the whole header value.
+_DIGEST_PROOF: Final = re.compile(r'(?:^|[\s,])response\s*=\s*"?([0-9A-Fa-f]{16,})')
 
 
 class _Budget:
@@ -138,6 +142,8 @@ class Credentials:
                 cookies.extend(_cookie_values(text))
             else:
                 found.append(text)
+                if text[:7].lower() == "digest ":
+                    found.extend(_DIGEST_PROOF.findall(text))
         self.register(found)
         if cookies:
             self.register(cookies, cookies=True)
@@ -170,6 +176,27 @@ class Credentials:
             self.register([parts.password])
         elif parts.username:
             self.register([unquote(parts.username), parts.username])
+
+    def register_query(self, url: str | None) -> None:
+        """Register the values of ``url``'s sensitive-named query keys (``api_key=...``).
+
+        Sent on the wire, they are credentials like a header's: a server that echoes one in
+        an error body must not show it. Both the value as sent and decoded are registered.
+        """
+        if not url or "?" not in url:
+            return
+        query = url.partition("?")[2].partition("#")[0]
+        sensitive = DEFAULT_REDACTOR.is_sensitive_name
+        found: list[str] = []
+        for pair in query.split("&"):
+            name, sep, value = pair.partition("=")
+            if sep and len(value) >= MIN_VALUE_LENGTH and sensitive(unquote_plus(name)):
+                found.append(value)
+                decoded = unquote_plus(value)
+                if decoded != value:
+                    found.append(decoded)
+        if found:
+            self.register(found)
 
     def register_proxies(self, proxies: Mapping[str, Any] | None) -> None:
         """Register the userinfo of every proxy URL."""

@@ -927,6 +927,7 @@ class Session(requests.Session):
             if isinstance(owner, AuthBase):
                 self._credentials.register_auth(owner)
         self._credentials.register_proxies(kwargs["proxies"])
+        self._credentials.register_query(request.url)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         allow_redirects = kwargs.pop("allow_redirects", True)
@@ -934,6 +935,11 @@ class Session(requests.Session):
         adapter = self.get_adapter(url=request.url or "")
         r = self._send_with_retries(adapter, request, call, kwargs)
         r = dispatch_hook("response", request.hooks, r, **kwargs)
+        if r.request is not request and r.request is not None:
+            # A hook sent a request of its own (Digest answers its challenge through the
+            # adapter, past this path): what it carried is registered before anything reads
+            # the answer.
+            self._credentials.register_headers(r.request.headers)
         if r.history:
             for resp in r.history:
                 extract_cookies_to_jar(self.cookies, resp.request, resp.raw)

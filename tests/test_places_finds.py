@@ -1,0 +1,147 @@
+"""Leaks found by hunting the places a credential sits and the sinks it reaches, end to end.
+
+Each test fails on the code before its fix: a loopback server echoes what the session put on
+the wire, and every sink (the error's ``str``, ``repr``, ``args``, pickle and traceback, the
+structlog line) is read for the value.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import re
+import threading
+import traceback
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import structlog
+from requests.auth import HTTPDigestAuth
+
+from observable_session import ApiHTTPError, Session
+from observable_session.logs import configure_logging
+from tests.conftest import Reply, Upstream
+
+
+def _sinks(error: ApiHTTPError) -> dict[str, str]:
+    """Every text the error shows: ``str``, ``repr``, ``args``, pickle, traceback."""
+    return {
+        "str": str(error),
+        "repr": repr(error),
+        "args": repr(error.args),
+        "pickle": repr(pickle.loads(pickle.dumps(error)).__dict__),
+        "traceback": "".join(traceback.format_exception(error)),
+    }
+
+
+def _logged(**fields: Any) -> str:
+    """What ``configure_logging()``'s JSON chain writes for an event with ``fields``."""
+    stream = io.StringIO()
+    configure_logging("INFO", json=True, stream=stream)
+    try:
+        structlog.get_logger("app").error("job failed", **fields)
+    finally:
+        structlog.reset_defaults()
+    return stream.getvalue()
+
+
+def _assert_clean(secret: str, error: ApiHTTPError) -> None:
+    for sink, text in _sinks(error).items():
+        assert secret not in text, sink
+    response = error.response
+    assert response is not None
+    line = _logged(error=str(error), body=response.text, exc_info=error)
+    assert secret not in line
+
+
+# -- Digest: the Authorization header the auth handler builds -------------------------------
+
+
+class _DigestEcho(BaseHTTPRequestHandler):
+    """Challenges, then rejects the Digest answer quoting the Authorization header it got."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        got = self.headers.get("Authorization") or ""
+        if not got.startswith("Digest "):
+            status, body = 401, b"{}"
+            extra = {"WWW-Authenticate": 'Digest realm="jobs", nonce="0a1b2c3d4e5f", qop="auth"'}
+        else:
+            status, body, extra = 403, json.dumps({"message": f"bad: {got}"}).encode(), {}
+        self.send_response(status)
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def digest_url() -> Iterator[str]:
+    """A loopback server that runs a Digest challenge and echoes the answer."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DigestEcho)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_digest_answer_the_auth_handler_sent_is_masked(digest_url: str) -> None:
+    """The Digest ``response=`` (a password-derived proof, replayable) echoed in a 403."""
+    with Session(base_url=digest_url, retries_total=0) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.get("/jobs", auth=HTTPDigestAuth("alice", "Digest-pass-0123456789"))
+        response = caught.value.response
+        assert response is not None
+        match = re.search(r'response=\\"([0-9a-f]{32})', response.text)
+        assert match is not None
+        proof = match.group(1)
+        _assert_clean(proof, caught.value)
+    assert "Digest-pass-0123456789" not in str(caught.value)
+
+
+# -- sensitive-named query parameters the session sends --------------------------------------
+
+
+@pytest.mark.parametrize("name", ["api_key", "access_token", "client_secret"])
+def test_a_sensitive_query_parameter_echoed_in_the_body_is_masked(
+    upstream: Upstream, name: str
+) -> None:
+    """``params={"api_key": key}`` puts the key on the wire; a 401 echoing it shows it."""
+    key = "QueryK3y-0123456789abcdef"
+    upstream.script("/jobs", Reply(401, {"message": f"{name} not valid ({key})"}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.get("/jobs", params={name: key})
+        _assert_clean(key, caught.value)
+
+
+def test_a_percent_encoded_query_secret_is_masked_as_sent_and_decoded(upstream: Upstream) -> None:
+    """The value goes on the wire percent-encoded; the server echoes it decoded."""
+    key = "Qk3y/0123+456789=abc"
+    upstream.script("/jobs", Reply(401, {"message": f"not valid ({key})"}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.get("/jobs", params={"token": key})
+        _assert_clean(key, caught.value)
+
+
+def test_a_token_a_redirect_put_in_the_query_is_masked_once_sent(upstream: Upstream) -> None:
+    """A redirect's ``Location`` hands a token the session then sends: echoed, it is masked."""
+    token = "Redir3ct-t0ken-0123456789"
+    upstream.script("/start", Reply(302, b"", {"Location": f"/landing?refresh_token={token}"}))
+    upstream.script("/landing", Reply(401, {"message": f"expired: {token}"}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.get("/start")
+        _assert_clean(token, caught.value)

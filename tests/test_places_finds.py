@@ -145,3 +145,49 @@ def test_a_token_a_redirect_put_in_the_query_is_masked_once_sent(upstream: Upstr
         with pytest.raises(ApiHTTPError) as caught:
             api.get("/start")
         _assert_clean(token, caught.value)
+
+
+# -- sensitive-named fields of a form or JSON body the session sends -------------------------
+
+
+def test_a_client_secret_in_a_form_body_echoed_by_a_token_endpoint_is_masked(
+    upstream: Upstream,
+) -> None:
+    """An OAuth token request (``data={"client_secret": ...}``) echoed in a 401."""
+    secret = "Cl1ent-s3cret-0123456789"
+    upstream.script("/token", Reply(401, {"message": f"client rejected ({secret})"}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.post("/token", data={"client_id": "jobs", "client_secret": secret})
+        _assert_clean(secret, caught.value)
+
+
+def test_a_password_nested_in_a_json_body_echoed_back_is_masked(upstream: Upstream) -> None:
+    """``json={"login": {"password": ...}}`` echoed in a 400's message."""
+    password = "J50n-passw0rd-0123456789"
+    upstream.script("/login", Reply(400, {"message": f"weak ({password})"}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.post("/login", json={"login": {"user": "alice", "password": password}})
+        _assert_clean(password, caught.value)
+
+
+def test_form_pairs_with_a_sensitive_name_are_masked(upstream: Upstream) -> None:
+    """``data=[("grant_type", ...), ("refresh_token", ...)]``: pairs, not a mapping."""
+    token = "R3fresh-t0ken-0123456789"
+    upstream.script("/token", Reply(400, {"message": f"unknown grant ({token})"}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.post("/token", data=[("grant_type", "refresh"), ("refresh_token", token)])
+        _assert_clean(token, caught.value)
+
+
+def test_an_encoded_form_body_with_a_sensitive_name_is_masked(upstream: Upstream) -> None:
+    """``data="grant_type=password&password=..."``: a form the caller encoded."""
+    password = "F0rm-passw0rd/0123+456"
+    upstream.script("/token", Reply(400, {"message": f"rejected ({password})"}))
+    body = "grant_type=password&password=" + password.replace("/", "%2F").replace("+", "%2B")
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.post("/token", data=body)
+        _assert_clean(password, caught.value)

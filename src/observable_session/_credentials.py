@@ -43,6 +43,9 @@ MIN_VALUE_LENGTH: Final = 4
 # Proxy-Authorization goes to the proxy, and the jar's Cookie header follows RFC 6265:
 # neither is stripped by the origin rule for credential headers.
 _NOT_ORIGIN_BOUND: Final = frozenset({"proxy-authorization"})
+#: How many containers and pairs of a ``data=``/``json=`` body are looked at for
+#: sensitive-named fields, at most (a large body costs no more than its first fields).
+MAX_BODY_FIELDS: Final = 256
 # The password-derived proof of a Digest answer (RFC 7616 ``response="<hex>"``): echoed
 # alone, it is not a form of the whole header value.
 _DIGEST_PROOF: Final = re.compile(r'(?:^|[\s,])response\s*=\s*"?([0-9A-Fa-f]{16,})')
@@ -185,16 +188,49 @@ class Credentials:
         """
         if not url or "?" not in url:
             return
-        query = url.partition("?")[2].partition("#")[0]
+        found = _form_secrets(url.partition("?")[2].partition("#")[0])
+        if found:
+            self.register(found)
+
+    def register_fields(self, *bodies: object) -> None:
+        """Register string values under sensitive names in ``data=``/``json=`` bodies.
+
+        A mapping, a list of ``(name, value)`` pairs (a form) or nested JSON: an OAuth
+        ``client_secret`` or a login's ``password`` goes on the wire like a header's key. At
+        most :data:`MAX_BODY_FIELDS` containers and pairs are looked at.
+        """
         sensitive = DEFAULT_REDACTOR.is_sensitive_name
         found: list[str] = []
-        for pair in query.split("&"):
-            name, sep, value = pair.partition("=")
-            if sep and len(value) >= MIN_VALUE_LENGTH and sensitive(unquote_plus(name)):
-                found.append(value)
-                decoded = unquote_plus(value)
-                if decoded != value:
-                    found.append(decoded)
+        stack: list[object] = []
+        for body in bodies:
+            if isinstance(body, (str, bytes)):  # an encoded form: ``a=1&client_secret=...``
+                text = _text(body)
+                if text is not None and "=" in text and len(text) <= MAX_BYTES:
+                    found += _form_secrets(text)
+            elif isinstance(body, (Mapping, list, tuple)):
+                stack.append(body)
+        budget = MAX_BODY_FIELDS
+        while stack and budget > 0:
+            budget -= 1
+            body = stack.pop()
+            if isinstance(body, Mapping):
+                pairs: Iterable[Any] = body.items()
+            elif isinstance(body, (list, tuple)):
+                pairs = body
+            else:
+                continue
+            for item in itertools.islice(pairs, budget):
+                budget -= 1
+                if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+                    name, value = item
+                    if isinstance(value, (str, bytes)):
+                        text = _text(value)
+                        if text is not None and sensitive(name):
+                            found.append(text)
+                        continue
+                    item = value
+                if isinstance(item, (Mapping, list, tuple)):
+                    stack.append(item)
         if found:
             self.register(found)
 
@@ -258,6 +294,20 @@ def masked_value_error(exc: BaseException) -> ValueError | None:
     if masked == text:
         return None
     return ValueError(masked).with_traceback(exc.__traceback__)
+
+
+def _form_secrets(query: str) -> list[str]:
+    """The values of sensitive-named keys of a query or form, as sent and decoded."""
+    sensitive = DEFAULT_REDACTOR.is_sensitive_name
+    found: list[str] = []
+    for pair in query.split("&"):
+        name, sep, value = pair.partition("=")
+        if sep and len(value) >= MIN_VALUE_LENGTH and sensitive(unquote_plus(name)):
+            found.append(value)
+            decoded = unquote_plus(value)
+            if decoded != value:
+                found.append(decoded)
+    return found
 
 
 def _cookie_values(header: str) -> list[str]:

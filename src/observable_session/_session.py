@@ -668,6 +668,8 @@ class Session(requests.Session):
             prepared.prepare_cookies(merged_cookies)
         else:
             prepared._cookies = merged_cookies  # type: ignore[attr-defined]
+        if request.data or request.json is not None:
+            credentials.register_fields(request.data, request.json)
         prepared.prepare_body(request.data, request.files, request.json)
         auth = merge_setting(request.auth, self.auth) if allowed else None
         if auth is None and self.trust_env:

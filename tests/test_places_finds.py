@@ -191,3 +191,25 @@ def test_an_encoded_form_body_with_a_sensitive_name_is_masked(upstream: Upstream
         with pytest.raises(ApiHTTPError) as caught:
             api.post("/token", data=body)
         _assert_clean(password, caught.value)
+
+
+# -- credentials masked from the moment the session is given them ---------------------------
+
+
+def test_a_key_given_in_headers_is_masked_before_the_first_request(upstream: Upstream) -> None:
+    """``Session(headers={"X-API-Key": key})`` (the seed's way): the app logs its config."""
+    key = "Ctor-h3ader-k3y-0123456789"
+    with Session(base_url=upstream.url, headers={"X-API-Key": key}) as api:
+        line = _logged(config=str(api.headers), event_detail=repr(dict(api.headers)))
+    assert key not in line
+
+
+def test_a_key_in_a_headers_mapping_assigned_is_masked_before_the_first_request(
+    upstream: Upstream,
+) -> None:
+    """``session.headers = {...}`` replaces the mapping: masked from the assignment on."""
+    key = "Assign-h3ader-k3y-0123456789"
+    with Session(base_url=upstream.url) as api:
+        api.headers = {"X-Auth-Token": key, "Accept": "*/*"}
+        line = _logged(config=str(api.headers))
+    assert key not in line

@@ -260,6 +260,7 @@ class Session(requests.Session):
         self._cache = _Cache()
         self._closed = False
         if headers:
+            credentials.register_headers(headers)  # masked from construction, not first use
             self.headers.update(headers)
         if not any(k.lower() == "user-agent" for k in (headers or {})):
             self.headers["User-Agent"] = USER_AGENT
@@ -339,6 +340,9 @@ class Session(requests.Session):
         state = self.__dict__
         trusted = "headers" not in state and type(value) is CaseInsensitiveDict
         state["headers"] = value if trusted else _config.check_headers(value)
+        credentials = state.get("_credentials")
+        if not trusted and credentials is not None:
+            credentials.register_headers(value)  # masked from the assignment on
 
     @property
     def raise_for_status(self) -> bool:

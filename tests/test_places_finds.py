@@ -23,7 +23,12 @@ from requests.auth import HTTPDigestAuth
 
 from observable_session import ApiHTTPError, Session
 from observable_session.logs import configure_logging
-from tests.conftest import Reply, Upstream
+from observable_session.redaction import DEFAULT_REDACTOR
+from tests.conftest import Otel, Reply, Upstream
+
+
+class _Owner:
+    """Something that owns secrets registered by the test itself."""
 
 
 def _sinks(error: ApiHTTPError) -> dict[str, str]:
@@ -213,3 +218,34 @@ def test_a_key_in_a_headers_mapping_assigned_is_masked_before_the_first_request(
         api.headers = {"X-Auth-Token": key, "Accept": "*/*"}
         line = _logged(config=str(api.headers))
     assert key not in line
+
+
+# -- a credential in the route: span names, url.template and metric points -----------------
+
+
+def test_a_token_in_the_base_path_is_masked_in_span_names_and_metric_points(
+    upstream: Upstream, otel: Otel
+) -> None:
+    """``base_url=".../bot<token>/"`` (chat bots, webhooks): the route carries the token.
+
+    Registered with the redactor, it was masked in ``url.full`` but not in the span name,
+    ``url.template`` or the metric points, which pass no redactor on their way out.
+    """
+    token = "123456:AAE-bot-t0ken-0123456789"
+    owner = _Owner()
+    DEFAULT_REDACTOR.add_secrets(owner, [token])
+    base = f"{upstream.url}/bot{token}/"
+    with Session(base_url=base, retries_total=0, **otel.providers()) as api:
+        api.post("sendMessage", url_template="sendMessage")
+        api.wait("sendMessage", until=lambda response: True, url_template="sendMessage")
+    spans = otel.spans()
+    assert {s.name for s in spans} == {
+        "POST /botREDACTED/sendMessage",
+        "WAIT /botREDACTED/sendMessage",
+        "GET /botREDACTED/sendMessage",
+    }
+    for span in spans:
+        assert token not in repr(dict(span.attributes or {}))
+    data = otel.reader.get_metrics_data()
+    assert data is not None and token not in data.to_json()
+    DEFAULT_REDACTOR.forget(owner, grace=False)

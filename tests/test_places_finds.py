@@ -249,3 +249,29 @@ def test_a_token_in_the_base_path_is_masked_in_span_names_and_metric_points(
     data = otel.reader.get_metrics_data()
     assert data is not None and token not in data.to_json()
     DEFAULT_REDACTOR.forget(owner, grace=False)
+
+
+# -- the error's masked request copy: its body too -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": {"client_id": "jobs", "client_secret": "B0dy-s3cret-0123456789"}},
+        {"json": {"login": {"password": "B0dy-s3cret-0123456789"}}},
+        {"data": "grant_type=x&refresh_token=B0dy-s3cret-0123456789"},
+    ],
+)
+def test_the_errors_request_copy_holds_no_body_credential(
+    upstream: Upstream, body: dict[str, Any]
+) -> None:
+    """``e.request`` outlives the session's masking: its body is masked like its headers."""
+    upstream.script("/token", Reply(400, {"message": "bad request"}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.post("/token", **body)
+    request = caught.value.request
+    assert request is not None and request.body
+    text = request.body.decode() if isinstance(request.body, bytes) else request.body
+    assert "B0dy-s3cret-0123456789" not in text
+    assert "REDACTED" in text

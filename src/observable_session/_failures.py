@@ -75,6 +75,11 @@ def _masked_cut(text: str) -> str:
     return DEFAULT_REDACTOR.mask_cut(text, 1000)
 
 
+#: Request bodies up to this size are masked in an error's request copy (larger ones are
+#: uploads: kept as they are, not read through).
+_BODY_MASK_LIMIT = 64 * 1024
+
+
 def masked_request(
     request: PreparedRequest | None, auth_names: Iterable[str] = ()
 ) -> PreparedRequest | None:
@@ -83,7 +88,8 @@ def masked_request(
     An error outlives its session, and a closed session's values leave the redactor's index,
     so ``error.request.headers`` logged after ``close()`` would show them: the copy holds
     ``REDACTED`` instead of every auth header of the session, every header with a sensitive
-    name (``Authorization``, ``Cookie``, ``*-Key``, ``*-Token``, ...) and every known secret.
+    name (``Authorization``, ``Cookie``, ``*-Key``, ``*-Token``, ...) and every known secret;
+    a body of up to 64 KiB (text or bytes) has every known secret masked too.
     """
     if not isinstance(request, PreparedRequest):
         return request
@@ -99,6 +105,13 @@ def masked_request(
             copy.headers[name] = masked
     if copy.url:
         copy.url = DEFAULT_REDACTOR.mask_url(copy.url)
+    body = copy.body
+    if isinstance(body, (str, bytes)) and len(body) <= _BODY_MASK_LIMIT:
+        # Sensitive-named form and JSON fields are registered when sent (a client_secret,
+        # a login's password): the copy holds them masked, not only the log sinks.
+        masked: Any = DEFAULT_REDACTOR.scrub(body)
+        if masked != body:
+            copy.body = masked
     return copy
 
 

@@ -109,9 +109,9 @@ def masked_request(
     if isinstance(body, (str, bytes)) and len(body) <= _BODY_MASK_LIMIT:
         # Sensitive-named form and JSON fields are registered when sent (a client_secret,
         # a login's password): the copy holds them masked, not only the log sinks.
-        masked: Any = DEFAULT_REDACTOR.scrub(body)
-        if masked != body:
-            copy.body = masked
+        scrubbed: Any = DEFAULT_REDACTOR.scrub(body)
+        if scrubbed != body:
+            copy.body = scrubbed
     return copy
 
 

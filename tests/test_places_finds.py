@@ -275,3 +275,14 @@ def test_the_errors_request_copy_holds_no_body_credential(
     text = request.body.decode() if isinstance(request.body, bytes) else request.body
     assert "B0dy-s3cret-0123456789" not in text
     assert "REDACTED" in text
+
+
+def test_a_short_field_a_server_redirects_to_does_not_blank_a_word_out_of_logs(
+    upstream: Upstream,
+) -> None:
+    """``Location: /landing?token=true``: "true" is sent, but not masked everywhere after."""
+    upstream.script("/start", Reply(302, b"", {"Location": "/landing?token=true"}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        api.get("/start")
+        line = _logged(detail="dry_run=true")
+    assert '"detail": "dry_run=true"' in line

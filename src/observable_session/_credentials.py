@@ -27,6 +27,7 @@ __all__ = [
     "MAX_BYTES",
     "MAX_COOKIE_BYTES",
     "MIN_COOKIE_LENGTH",
+    "MIN_FIELD_LENGTH",
     "Credentials",
     "masked_unicode_error",
     "origin_bound",
@@ -40,6 +41,10 @@ MAX_COOKIE_BYTES: Final = 16 * 1024
 #: Shorter cookie values (flags such as ``1`` or ``true``) are not masked.
 MIN_COOKIE_LENGTH: Final = 8
 MIN_VALUE_LENGTH: Final = 4
+#: Query and body fields shorter than this are not masked: a server that redirects to
+#: ``?token=true`` (or a body's ``"token_type": "bearer"``) must not blank a common word out
+#: of every log line.
+MIN_FIELD_LENGTH: Final = 8
 # Proxy-Authorization goes to the proxy, and the jar's Cookie header follows RFC 6265:
 # neither is stripped by the origin rule for credential headers.
 _NOT_ORIGIN_BOUND: Final = frozenset({"proxy-authorization"})
@@ -225,7 +230,7 @@ class Credentials:
                     name, value = item
                     if isinstance(value, (str, bytes)):
                         text = _text(value)
-                        if text is not None and sensitive(name):
+                        if text is not None and len(text) >= MIN_FIELD_LENGTH and sensitive(name):
                             found.append(text)
                         continue
                     item = value
@@ -302,7 +307,7 @@ def _form_secrets(query: str) -> list[str]:
     found: list[str] = []
     for pair in query.split("&"):
         name, sep, value = pair.partition("=")
-        if sep and len(value) >= MIN_VALUE_LENGTH and sensitive(unquote_plus(name)):
+        if sep and len(value) >= MIN_FIELD_LENGTH and sensitive(unquote_plus(name)):
             found.append(value)
             decoded = unquote_plus(value)
             if decoded != value:

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 import structlog
-from requests.auth import HTTPDigestAuth
+from requests import PreparedRequest
+from requests.auth import AuthBase, HTTPDigestAuth
 
 from observable_session import ApiHTTPError, Session
 from observable_session.logs import configure_logging
@@ -286,3 +287,30 @@ def test_a_short_field_a_server_redirects_to_does_not_blank_a_word_out_of_logs(
         api.get("/start")
         line = _logged(detail="dry_run=true")
     assert '"detail": "dry_run=true"' in line
+
+
+class _SigningAuth(AuthBase):
+    """Signs like AWS SigV4: an Authorization value with ``Signature=<hex>``."""
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        request.headers["Authorization"] = (
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261201/us-east-1/s3/aws4_request, "
+            f"SignedHeaders=host;x-amz-date, Signature={SIGNATURE}"
+        )
+        return request
+
+
+SIGNATURE = "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+
+
+def test_a_signature_an_s3_error_quotes_alone_is_masked(upstream: Upstream) -> None:
+    """S3's ``SignatureDoesNotMatch`` body quotes ``<SignatureProvided>`` on its own."""
+    body = (
+        "<Error><Code>SignatureDoesNotMatch</Code>"
+        f"<SignatureProvided>{SIGNATURE}</SignatureProvided></Error>"
+    )
+    upstream.script("/bucket", Reply(403, body, {"Content-Type": "application/xml"}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.get("/bucket", auth=_SigningAuth())
+        _assert_clean(SIGNATURE, caught.value)

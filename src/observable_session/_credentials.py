@@ -51,9 +51,13 @@ _NOT_ORIGIN_BOUND: Final = frozenset({"proxy-authorization"})
 #: How many containers and pairs of a ``data=``/``json=`` body are looked at for
 #: sensitive-named fields, at most (a large body costs no more than its first fields).
 MAX_BODY_FIELDS: Final = 256
-# The password-derived proof of a Digest answer (RFC 7616 ``response="<hex>"``): echoed
-# alone, it is not a form of the whole header value.
-_DIGEST_PROOF: Final = re.compile(r'(?:^|[\s,])response\s*=\s*"?([0-9A-Fa-f]{16,})')
+_PROOF_HEADERS: Final = frozenset({"authorization", "proxy-authorization"})
+# The key-derived proof in an Authorization value: a Digest answer (RFC 7616
+# ``response="<hex>"``) or a signing scheme's ``Signature=<hex>`` (AWS SigV4). Echoed alone
+# (S3 error bodies quote ``<SignatureProvided>``), it is no form of the whole value.
+_PROOF: Final = re.compile(
+    r'(?:^|[\s,])(?:response|signature)\s*=\s*"?([0-9A-Fa-f]{16,})', re.IGNORECASE
+)
 
 
 class _Budget:
@@ -150,8 +154,8 @@ class Credentials:
                 cookies.extend(_cookie_values(text))
             else:
                 found.append(text)
-                if text[:7].lower() == "digest ":
-                    found.extend(_DIGEST_PROOF.findall(text))
+                if "=" in text and name.lower() in _PROOF_HEADERS:
+                    found.extend(_PROOF.findall(text))
         self.register(found)
         if cookies:
             self.register(cookies, cookies=True)

@@ -7,6 +7,7 @@ structlog line) is read for the value.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import pickle
@@ -314,3 +315,29 @@ def test_a_signature_an_s3_error_quotes_alone_is_masked(upstream: Upstream) -> N
         with pytest.raises(ApiHTTPError) as caught:
             api.get("/bucket", auth=_SigningAuth())
         _assert_clean(SIGNATURE, caught.value)
+
+
+# -- the error message's own trimming --------------------------------------------------------
+
+
+def test_a_basic_pair_ending_in_a_unicode_blank_is_masked_in_a_text_body(
+    upstream: Upstream,
+) -> None:
+    """The message's text was stripped before masking: ``str.strip`` takes U+00A0 too.
+
+    A UTF-8 body read as latin-1 (``text/plain`` without a charset) ends the decoded Basic
+    pair with ``Â\\xa0``; stripped to ``Â``, its reading lost the last character and was no
+    form of the pair any more. Found by the proof's draws (``Credentials("Basic", ...)``).
+    """
+    pair = "u9:\u012d\u01333\xa0"
+    auth = "Basic " + base64.b64encode(pair.encode()).decode()
+    upstream.script(
+        "/jobs", Reply(401, b"rejected " + pair.encode(), {"Content-Type": "text/plain"})
+    )
+    with Session(
+        base_url=upstream.url, retries_total=0, auth_headers={"Authorization": auth}
+    ) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.get("/jobs")
+    shown = pair.encode().decode("latin-1")
+    assert shown[3:-2] not in str(caught.value)

@@ -63,7 +63,13 @@ def _detail(response: Response, body_limit: int) -> str:
         ):
             if isinstance(candidate, str) and candidate:
                 return _masked_cut(candidate)
-    return _masked_cut(text.strip())
+    # ASCII blanks only: ``str.strip`` also takes U+00A0 and its kin, which may be the last
+    # character of a credential (of its UTF-8 read as latin-1, ``Â\xa0``), and what is left
+    # of the credential then is no form of it.
+    return _masked_cut(text.strip(_ASCII_BLANKS))
+
+
+_ASCII_BLANKS = " \t\n\r\x0b\x0c"
 
 
 def _masked_cut(text: str) -> str:

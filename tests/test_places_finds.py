@@ -341,3 +341,15 @@ def test_a_basic_pair_ending_in_a_unicode_blank_is_masked_in_a_text_body(
             api.get("/jobs")
     shown = pair.encode().decode("latin-1")
     assert shown[3:-2] not in str(caught.value)
+
+
+def test_a_password_given_as_session_auth_is_masked_before_the_first_request(
+    upstream: Upstream,
+) -> None:
+    """``session.auth = (user, password)``, then the app logs its set-up."""
+    password = "S3ssion-auth-pass-0123456789"
+    with Session(base_url=upstream.url) as api:
+        api.auth = ("alice", password)
+        line = _logged(config=str(api.auth))
+        assert api.auth == ("alice", password)
+    assert password not in line

@@ -345,6 +345,26 @@ class Session(requests.Session):
             credentials.register_headers(value)  # masked from the assignment on
 
     @property
+    def auth(self) -> Any:
+        """requests' default auth (a ``(user, password)`` tuple or an auth object).
+
+        Kept in the instance's ``auth`` entry, as requests keeps it; its password is masked
+        from the assignment on, not only from the first request that sends it.
+        """
+        try:
+            return self.__dict__["auth"]
+        except KeyError:  # a session made by __new__ alone, as requests' would be
+            raise AttributeError("auth") from None
+
+    @auth.setter
+    def auth(self, value: Any) -> None:
+        state = self.__dict__
+        state["auth"] = value
+        credentials = state.get("_credentials")
+        if value is not None and credentials is not None:
+            credentials.register_auth(value)
+
+    @property
     def raise_for_status(self) -> bool:
         """Whether ``request()`` raises :class:`ApiHTTPError` on 4xx/5xx."""
         return self._raise_for_status

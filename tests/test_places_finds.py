@@ -353,3 +353,16 @@ def test_a_password_given_as_session_auth_is_masked_before_the_first_request(
         line = _logged(config=str(api.auth))
         assert api.auth == ("alice", password)
     assert password not in line
+
+
+def test_a_sensitive_form_field_with_several_values_or_a_bytes_name_is_masked(
+    upstream: Upstream,
+) -> None:
+    """``data={b"password": [old, new]}``: requests sends both, under a bytes name."""
+    old, new = "Old-passw0rd-0123456789", "New-passw0rd-0123456789"
+    upstream.script("/password", Reply(400, {"message": f"reuse of ({old}) as ({new})"}))
+    with Session(base_url=upstream.url, retries_total=0) as api:
+        with pytest.raises(ApiHTTPError) as caught:
+            api.post("/password", data={b"password": [old, new]})
+        _assert_clean(old, caught.value)
+        _assert_clean(new, caught.value)

@@ -230,14 +230,11 @@ class Credentials:
                 continue
             for item in itertools.islice(pairs, budget):
                 budget -= 1
-                if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-                    name, value = item
-                    if isinstance(value, (str, bytes)):
-                        text = _text(value)
-                        if text is not None and len(text) >= MIN_FIELD_LENGTH and sensitive(name):
-                            found.append(text)
-                        continue
-                    item = value
+                if isinstance(item, tuple) and len(item) == 2:  # (name, value): a field
+                    name = _text(item[0])
+                    if name is not None and sensitive(name):
+                        found += _field_texts(item[1])
+                    item = item[1]
                 if isinstance(item, (Mapping, list, tuple)):
                     stack.append(item)
         if found:
@@ -303,6 +300,13 @@ def masked_value_error(exc: BaseException) -> ValueError | None:
     if masked == text:
         return None
     return ValueError(masked).with_traceback(exc.__traceback__)
+
+
+def _field_texts(value: object) -> list[str]:
+    """The text of a sensitive field's value: a string, or each string of a list of them."""
+    values = value if isinstance(value, (list, tuple)) else (value,)
+    texts = (_text(v) for v in values[:16])
+    return [t for t in texts if t is not None and len(t) >= MIN_FIELD_LENGTH]
 
 
 def _form_secrets(query: str) -> list[str]:

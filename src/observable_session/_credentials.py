@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 import threading
 from collections.abc import Container, Iterable, Mapping
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from .redaction import DEFAULT_REDACTOR
 
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_BYTES",
     "MAX_COOKIE_BYTES",
     "MIN_COOKIE_LENGTH",
+    "MIN_FIELD_LENGTH",
     "Credentials",
     "masked_unicode_error",
     "origin_bound",
@@ -39,9 +41,23 @@ MAX_COOKIE_BYTES: Final = 16 * 1024
 #: Shorter cookie values (flags such as ``1`` or ``true``) are not masked.
 MIN_COOKIE_LENGTH: Final = 8
 MIN_VALUE_LENGTH: Final = 4
+#: Query and body fields shorter than this are not masked: a server that redirects to
+#: ``?token=true`` (or a body's ``"token_type": "bearer"``) must not blank a common word out
+#: of every log line.
+MIN_FIELD_LENGTH: Final = 8
 # Proxy-Authorization goes to the proxy, and the jar's Cookie header follows RFC 6265:
 # neither is stripped by the origin rule for credential headers.
 _NOT_ORIGIN_BOUND: Final = frozenset({"proxy-authorization"})
+#: How many containers and pairs of a ``data=``/``json=`` body are looked at for
+#: sensitive-named fields, at most (a large body costs no more than its first fields).
+MAX_BODY_FIELDS: Final = 256
+_PROOF_HEADERS: Final = frozenset({"authorization", "proxy-authorization"})
+# The key-derived proof in an Authorization value: a Digest answer (RFC 7616
+# ``response="<hex>"``) or a signing scheme's ``Signature=<hex>`` (AWS SigV4). Echoed alone
+# (S3 error bodies quote ``<SignatureProvided>``), it is no form of the whole value.
+_PROOF: Final = re.compile(
+    r'(?:^|[\s,])(?:response|signature)\s*=\s*"?([0-9A-Fa-f]{16,})', re.IGNORECASE
+)
 
 
 class _Budget:
@@ -138,6 +154,8 @@ class Credentials:
                 cookies.extend(_cookie_values(text))
             else:
                 found.append(text)
+                if "=" in text and name.lower() in _PROOF_HEADERS:
+                    found.extend(_PROOF.findall(text))
         self.register(found)
         if cookies:
             self.register(cookies, cookies=True)
@@ -170,6 +188,57 @@ class Credentials:
             self.register([parts.password])
         elif parts.username:
             self.register([unquote(parts.username), parts.username])
+
+    def register_query(self, url: str | None) -> None:
+        """Register the values of ``url``'s sensitive-named query keys (``api_key=...``).
+
+        Sent on the wire, they are credentials like a header's: a server that echoes one in
+        an error body must not show it. Both the value as sent and decoded are registered.
+        """
+        if not url or "?" not in url:
+            return
+        found = _form_secrets(url.partition("?")[2].partition("#")[0])
+        if found:
+            self.register(found)
+
+    def register_fields(self, *bodies: object) -> None:
+        """Register string values under sensitive names in ``data=``/``json=`` bodies.
+
+        A mapping, a list of ``(name, value)`` pairs (a form) or nested JSON: an OAuth
+        ``client_secret`` or a login's ``password`` goes on the wire like a header's key. At
+        most :data:`MAX_BODY_FIELDS` containers and pairs are looked at.
+        """
+        sensitive = DEFAULT_REDACTOR.is_sensitive_name
+        found: list[str] = []
+        stack: list[object] = []
+        for body in bodies:
+            if isinstance(body, (str, bytes)):  # an encoded form: ``a=1&client_secret=...``
+                text = _text(body)
+                if text is not None and "=" in text and len(text) <= MAX_BYTES:
+                    found += _form_secrets(text)
+            elif isinstance(body, (Mapping, list, tuple)):
+                stack.append(body)
+        budget = MAX_BODY_FIELDS
+        while stack and budget > 0:
+            budget -= 1
+            body = stack.pop()
+            if isinstance(body, Mapping):
+                pairs: Iterable[Any] = body.items()
+            elif isinstance(body, (list, tuple)):
+                pairs = body
+            else:
+                continue
+            for item in itertools.islice(pairs, budget):
+                budget -= 1
+                if isinstance(item, tuple) and len(item) == 2:  # (name, value): a field
+                    name = _text(item[0])
+                    if name is not None and sensitive(name):
+                        found += _field_texts(item[1])
+                    item = item[1]
+                if isinstance(item, (Mapping, list, tuple)):
+                    stack.append(item)
+        if found:
+            self.register(found)
 
     def register_proxies(self, proxies: Mapping[str, Any] | None) -> None:
         """Register the userinfo of every proxy URL."""
@@ -231,6 +300,27 @@ def masked_value_error(exc: BaseException) -> ValueError | None:
     if masked == text:
         return None
     return ValueError(masked).with_traceback(exc.__traceback__)
+
+
+def _field_texts(value: object) -> list[str]:
+    """The text of a sensitive field's value: a string, or each string of a list of them."""
+    values = value if isinstance(value, (list, tuple)) else (value,)
+    texts = (_text(v) for v in values[:16])
+    return [t for t in texts if t is not None and len(t) >= MIN_FIELD_LENGTH]
+
+
+def _form_secrets(query: str) -> list[str]:
+    """The values of sensitive-named keys of a query or form, as sent and decoded."""
+    sensitive = DEFAULT_REDACTOR.is_sensitive_name
+    found: list[str] = []
+    for pair in query.split("&"):
+        name, sep, value = pair.partition("=")
+        if sep and len(value) >= MIN_FIELD_LENGTH and sensitive(unquote_plus(name)):
+            found.append(value)
+            decoded = unquote_plus(value)
+            if decoded != value:
+                found.append(decoded)
+    return found
 
 
 def _cookie_values(header: str) -> list[str]:

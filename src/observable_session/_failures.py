@@ -63,7 +63,13 @@ def _detail(response: Response, body_limit: int) -> str:
         ):
             if isinstance(candidate, str) and candidate:
                 return _masked_cut(candidate)
-    return _masked_cut(text.strip())
+    # ASCII blanks only: ``str.strip`` also takes U+00A0 and its kin, which may be the last
+    # character of a credential (of its UTF-8 read as latin-1, ``Â\xa0``), and what is left
+    # of the credential then is no form of it.
+    return _masked_cut(text.strip(_ASCII_BLANKS))
+
+
+_ASCII_BLANKS = " \t\n\r\x0b\x0c"
 
 
 def _masked_cut(text: str) -> str:
@@ -75,6 +81,11 @@ def _masked_cut(text: str) -> str:
     return DEFAULT_REDACTOR.mask_cut(text, 1000)
 
 
+#: Request bodies up to this size are masked in an error's request copy (larger ones are
+#: uploads: kept as they are, not read through).
+_BODY_MASK_LIMIT = 64 * 1024
+
+
 def masked_request(
     request: PreparedRequest | None, auth_names: Iterable[str] = ()
 ) -> PreparedRequest | None:
@@ -83,7 +94,8 @@ def masked_request(
     An error outlives its session, and a closed session's values leave the redactor's index,
     so ``error.request.headers`` logged after ``close()`` would show them: the copy holds
     ``REDACTED`` instead of every auth header of the session, every header with a sensitive
-    name (``Authorization``, ``Cookie``, ``*-Key``, ``*-Token``, ...) and every known secret.
+    name (``Authorization``, ``Cookie``, ``*-Key``, ``*-Token``, ...) and every known secret;
+    a body of up to 64 KiB (text or bytes) has every known secret masked too.
     """
     if not isinstance(request, PreparedRequest):
         return request
@@ -99,6 +111,13 @@ def masked_request(
             copy.headers[name] = masked
     if copy.url:
         copy.url = DEFAULT_REDACTOR.mask_url(copy.url)
+    body = copy.body
+    if isinstance(body, (str, bytes)) and len(body) <= _BODY_MASK_LIMIT:
+        # Sensitive-named form and JSON fields are registered when sent (a client_secret,
+        # a login's password): the copy holds them masked, not only the log sinks.
+        scrubbed: Any = DEFAULT_REDACTOR.scrub(body)
+        if scrubbed != body:
+            copy.body = scrubbed
     return copy
 
 

@@ -260,6 +260,7 @@ class Session(requests.Session):
         self._cache = _Cache()
         self._closed = False
         if headers:
+            credentials.register_headers(headers)  # masked from construction, not first use
             self.headers.update(headers)
         if not any(k.lower() == "user-agent" for k in (headers or {})):
             self.headers["User-Agent"] = USER_AGENT
@@ -339,6 +340,29 @@ class Session(requests.Session):
         state = self.__dict__
         trusted = "headers" not in state and type(value) is CaseInsensitiveDict
         state["headers"] = value if trusted else _config.check_headers(value)
+        credentials = state.get("_credentials")
+        if not trusted and credentials is not None:
+            credentials.register_headers(value)  # masked from the assignment on
+
+    @property
+    def auth(self) -> Any:
+        """requests' default auth (a ``(user, password)`` tuple or an auth object).
+
+        Kept in the instance's ``auth`` entry, as requests keeps it; its password is masked
+        from the assignment on, not only from the first request that sends it.
+        """
+        try:
+            return self.__dict__["auth"]
+        except KeyError:  # a session made by __new__ alone, as requests' would be
+            raise AttributeError("auth") from None
+
+    @auth.setter
+    def auth(self, value: Any) -> None:
+        state = self.__dict__
+        state["auth"] = value
+        credentials = state.get("_credentials")
+        if value is not None and credentials is not None:
+            credentials.register_auth(value)
 
     @property
     def raise_for_status(self) -> bool:
@@ -668,6 +692,8 @@ class Session(requests.Session):
             prepared.prepare_cookies(merged_cookies)
         else:
             prepared._cookies = merged_cookies  # type: ignore[attr-defined]
+        if request.data or request.json is not None:
+            credentials.register_fields(request.data, request.json)
         prepared.prepare_body(request.data, request.files, request.json)
         auth = merge_setting(request.auth, self.auth) if allowed else None
         if auth is None and self.trust_env:
@@ -927,6 +953,7 @@ class Session(requests.Session):
             if isinstance(owner, AuthBase):
                 self._credentials.register_auth(owner)
         self._credentials.register_proxies(kwargs["proxies"])
+        self._credentials.register_query(request.url)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         allow_redirects = kwargs.pop("allow_redirects", True)
@@ -934,6 +961,11 @@ class Session(requests.Session):
         adapter = self.get_adapter(url=request.url or "")
         r = self._send_with_retries(adapter, request, call, kwargs)
         r = dispatch_hook("response", request.hooks, r, **kwargs)
+        if r.request is not request and r.request is not None:
+            # A hook sent a request of its own (Digest answers its challenge through the
+            # adapter, past this path): what it carried is registered before anything reads
+            # the answer.
+            self._credentials.register_headers(r.request.headers)
         if r.history:
             for resp in r.history:
                 extract_cookies_to_jar(self.cookies, resp.request, resp.raw)

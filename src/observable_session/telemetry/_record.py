@@ -102,6 +102,30 @@ class TargetCache:
         return target
 
 
+_TEMPLATES: dict[str, tuple[object, str]] = {}
+_TEMPLATES_MAX = 512
+
+
+def masked_template(template: str | None) -> str | None:
+    """``template`` masked, for span names, ``url.template`` and metric points.
+
+    A route is built from the base path, where some APIs put the credential itself
+    (``/bot<token>/``, a webhook's path): metric points pass no redactor on their way out.
+    Cached per template while the redactor's secrets are unchanged.
+    """
+    if not template:
+        return template
+    generation = DEFAULT_REDACTOR._matchers
+    entry = _TEMPLATES.get(template)
+    if entry is not None and entry[0] is generation:
+        return entry[1]
+    masked = DEFAULT_REDACTOR.mask_url(template)
+    if len(_TEMPLATES) >= _TEMPLATES_MAX:
+        _TEMPLATES.clear()
+    _TEMPLATES[template] = (generation, masked)
+    return masked
+
+
 def _target(url: str) -> Target:
     try:
         parts = urlsplit(url)
@@ -162,7 +186,7 @@ class CallRecorder:
     def __init__(self, instruments: Instruments | None, method: str, template: str | None):
         self._inst = instruments
         self.method = method
-        self._template = template
+        self._template = masked_template(template)
         self._span: Span | None = None
         self._ctx: otel_context.Context | None = None
         self._token: object = None

@@ -78,11 +78,11 @@ class WaitRecorder:
 
     def __init__(self, telemetry: Telemetry, method: str, template: str | None) -> None:
         self.method = method
-        self.template = template
+        self.template = _record.masked_template(template)
         self._span: Span | None = None
         self._token: object = None
         self._waits: _WaitInstruments | None = None
-        self._attrs: dict[str, Any] = {sc.URL_TEMPLATE: template} if template else {}
+        self._attrs: dict[str, Any] = {sc.URL_TEMPLATE: self.template} if template else {}
         self._inst: Instruments | None = None
         try:
             self._inst = telemetry.instruments()

@@ -74,6 +74,14 @@ class Redactor:
         # until the secrets change.
         self._clean: tuple[object, set[str]] = (self.generation, set())
 
+    def _after_fork(self) -> None:
+        # In a forked child: locks held by threads that do not exist there are made anew,
+        # and a registration one of them was in the middle of (its values indexed, the
+        # generation not yet replaced) makes a new generation here.
+        self._lock = threading.RLock()
+        self._index._lock = threading.Lock()
+        self.generation = object()
+
     @property
     def _matchers(self) -> object:
         # The name the telemetry's URL cache reads to notice a change of secrets.
@@ -144,6 +152,9 @@ class Redactor:
         if grace and self._grace_seconds > 0 and self._grace_max > 0:
             # Parked: out of the grams until a search needs them.
             self._index.park(list(values.values()), self._clock() + self._grace_seconds)
+            # Still masked, but a search that raced the park may have missed them (they
+            # left the grams before being filed again): what it found clean is not trusted.
+            self.generation = object()
             while len(self._grace) > self._grace_max:
                 self._drop_oldest()
         else:

@@ -1,0 +1,147 @@
+"""Attacks on the redaction fast paths: the clean-string memory, the shape detector, names."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from observable_session.redaction import (
+    DEFAULT_REDACTOR,
+    REDACTED,
+    EventRedactor,
+    Redactor,
+    redact_event,
+)
+
+KEY = "Zq-fastpath-attack-K3y-0123456789"
+
+
+class Owner:
+    """Something that owns secrets and can be weakly referenced."""
+
+
+class _TierThatParksFirst:
+    """A tier whose gram table, once read, has just lost ``owner``'s atoms to a park.
+
+    Models a thread switch inside a lock-free search: the search has read that nothing
+    waits to be filed, then another thread closes the owner (its values are parked, out
+    of the grams), then the search reads the grams.
+    """
+
+    def __init__(self, tier: Any, redactor: Redactor, owner: object) -> None:
+        self._tier, self._redactor, self._owner = tier, redactor, owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tier, name)
+
+    @property
+    def grams(self) -> Any:
+        if self._owner is not None:
+            owner, self._owner = self._owner, None
+            self._redactor.forget(owner)
+        return self._tier.grams
+
+
+def test_a_string_searched_while_its_owner_is_parked_is_not_remembered_clean() -> None:
+    """Closing a session parks its values: a search it raced may not be trusted after."""
+    r = Redactor()
+    scrub = EventRedactor(r)
+    owner = Owner()
+    r.set_secrets(owner, [KEY])
+    text = f"upstream echoed {KEY}"
+    assert scrub(None, "info", {"event": "x", "detail": text})["detail"] != text
+    index = r._index
+    index._active = tuple(_TierThatParksFirst(t, r, owner) for t in index._active)
+    scrub(None, "info", {"event": "x", "detail": text})  # raced the park: may show it
+    for _ in range(3):  # the grace period masks it: every line that starts after the close
+        assert scrub(None, "info", {"event": "x", "detail": text})["detail"] == (
+            f"upstream echoed {REDACTED}"
+        )
+    assert r.scrub_mapping({"detail": text}) == {"detail": f"upstream echoed {REDACTED}"}
+
+
+def test_sessions_closed_while_eight_threads_log_their_keys_stay_masked() -> None:
+    """Real threads: a line logged after close() returned never shows the closed key."""
+    r = Redactor()
+    scrub = EventRedactor(r)
+    leaks: list[str] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for i in range(40):
+            key = f"Zq-park-race-{i:04d}-K3y-abcdefghij"
+            text = f"echo {key}"
+            owner = Owner()
+            r.set_secrets(owner, [key])
+            stop = threading.Event()
+
+            def log(text: str = text, stop: threading.Event = stop) -> None:
+                while not stop.is_set():
+                    scrub(None, "info", {"event": "x", "detail": text})
+
+            threads = [threading.Thread(target=log) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.001)  # not a backoff: lets the loggers start before the close
+            r.forget(owner)
+            out = scrub(None, "info", {"event": "x", "detail": text})["detail"]
+            stop.set()
+            for thread in threads:
+                thread.join()
+            if key in out:
+                leaks.append(out)
+    finally:
+        sys.setswitchinterval(interval)
+    assert leaks == []
+
+
+@pytest.fixture
+def default_owner() -> Iterator[Owner]:
+    owner = Owner()
+    yield owner
+    DEFAULT_REDACTOR.forget(owner, grace=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_during_a_registration_does_not_serve_its_secret_clean(
+    default_owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registering thread is gone in the child: its secret is there, the old memory too."""
+    text = f"upstream echoed {KEY}-fork"
+    assert redact_event(None, "info", {"event": "x", "detail": text})["detail"] == text
+    index = DEFAULT_REDACTOR._index
+    real_add = index.add
+    entered, release = threading.Event(), threading.Event()
+
+    def add_then_wait(supers: Any) -> None:
+        real_add(supers)
+        entered.set()
+        release.wait(10)
+
+    monkeypatch.setattr(index, "add", add_then_wait)
+    thread = threading.Thread(
+        target=DEFAULT_REDACTOR.add_secrets, args=(default_owner, [f"{KEY}-fork"])
+    )
+    thread.start()
+    try:
+        assert entered.wait(5)
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 1
+            try:
+                line = redact_event(None, "info", {"event": "x", "detail": text})["detail"]
+                masked = DEFAULT_REDACTOR.mask(text)
+                code = 0 if line == masked == f"upstream echoed {REDACTED}" else 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        thread.join()
+    assert os.waitstatus_to_exitcode(status) == 0

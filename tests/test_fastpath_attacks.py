@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from enum import Enum
 from typing import Any
 
 import pytest
@@ -145,3 +146,42 @@ def test_a_child_forked_during_a_registration_does_not_serve_its_secret_clean(
         release.set()
         thread.join()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+class _Header(str, Enum):
+    API_KEY = "X-API-Key"
+
+
+class _PosingName(str):
+    """A key whose hash and equality pose as ``password``'s: it must not poison the cache."""
+
+    def __hash__(self) -> int:
+        return hash("password")
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+def test_a_str_enum_key_of_a_nested_mapping_is_judged_by_its_name() -> None:
+    r = Redactor()
+    event = {"event": "x", "headers": {_Header.API_KEY: "sk-unregistered-0123456789"}}
+    assert EventRedactor(r)(None, "info", event)["headers"] == {_Header.API_KEY: REDACTED}
+    assert r.scrub_mapping({_Header.API_KEY: "sk-unregistered-0123456789"}) == {
+        _Header.API_KEY: REDACTED
+    }
+
+
+def test_a_key_posing_as_another_name_does_not_unmask_that_name_later() -> None:
+    r = Redactor()
+    scrub = EventRedactor(r)
+    assert scrub(None, "info", {"event": "x", _PosingName("note"): "fine"})
+    assert scrub(None, "info", {"event": "x", "password": "hunter2-plain"})["password"] == (
+        REDACTED
+    )
+    assert r.scrub_mapping({"password": "hunter2-plain"}) == {"password": REDACTED}
+
+
+def test_keys_that_are_no_text_do_not_break_logging() -> None:
+    r = Redactor()
+    out = EventRedactor(r)(None, "info", {"event": "x", 1: "one", b"X-API-Key": "sk-0123456789"})
+    assert out == {"event": "x", 1: "one", b"X-API-Key": REDACTED}

@@ -88,11 +88,25 @@ class NameRules:
         """Every spelling and fragment, for the query-key detector."""
         return [*self.spellings, *self._fragments]
 
-    def is_sensitive(self, name: str) -> bool:
-        """Whether a field called ``name`` holds a secret."""
+    def is_sensitive(self, name: object) -> bool:
+        """Whether a field called ``name`` holds a secret (a name that is no text never does).
+
+        A ``str`` subclass (a ``StrEnum`` member) is judged by its characters and ``bytes``
+        (a header name requests accepts) as latin-1, neither of them cached: a subclass's
+        own ``__eq__``/``__hash__`` could make it stand for another name in the cache.
+        """
+        if type(name) is not str:
+            if isinstance(name, str):
+                return self._judged(str.__str__(name))
+            if isinstance(name, (bytes, bytearray)):
+                return self._judged(bytes(name).decode("latin-1"))
+            return False
         cached = self.cache.get(name)
         if cached is not None:
             return cached
+        return self._judged(name)
+
+    def _judged(self, name: str) -> bool:
         lowered = name.lower()
         if lowered.startswith(_OWN_PREFIX):
             result = False

@@ -369,13 +369,13 @@ class Redactor:
         names = self._name_cache
         out: dict[Any, Any] = {}
         for key, value in mapping.items():
-            if type(key) is str:
-                sensitive = names.get(key)
-                if sensitive is None:
-                    sensitive = self.is_sensitive_name(key)
-                if sensitive:
-                    out[key] = REDACTED
-                    continue
+            # Only an exact str is looked up in the cache (see NameRules.is_sensitive).
+            sensitive = names.get(key) if type(key) is str else None
+            if sensitive is None:
+                sensitive = self.is_sensitive_name(key)
+            if sensitive:
+                out[key] = REDACTED
+                continue
             if type(value) is str:
                 out[key] = value
                 if value not in clean:

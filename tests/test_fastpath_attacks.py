@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from observable_session import Session
 from observable_session.redaction import (
     DEFAULT_REDACTOR,
     REDACTED,
@@ -19,6 +20,7 @@ from observable_session.redaction import (
     Redactor,
     redact_event,
 )
+from tests.conftest import Upstream
 
 KEY = "Zq-fastpath-attack-K3y-0123456789"
 
@@ -185,3 +187,20 @@ def test_keys_that_are_no_text_do_not_break_logging() -> None:
     r = Redactor()
     out = EventRedactor(r)(None, "info", {"event": "x", 1: "one", b"X-API-Key": "sk-0123456789"})
     assert out == {"event": "x", 1: "one", b"X-API-Key": REDACTED}
+
+
+def test_the_cors_credentials_flag_sent_by_a_session_masks_no_ordinary_word(
+    upstream: Upstream,
+) -> None:
+    """Its one value is ``true``: registered as a secret, every ``true`` would be masked."""
+    session = Session(base_url=upstream.url)
+    try:
+        session.headers["Access-Control-Allow-Credentials"] = "true"
+        session.get("/x")
+        line = redact_event(None, "info", {"event": "cache.lookup", "detail": "hit=true"})
+        assert line["detail"] == "hit=true"
+    finally:
+        session.close()
+        DEFAULT_REDACTOR.forget(session._credentials, grace=False)
+    assert not DEFAULT_REDACTOR.is_sensitive_name("access-control-allow-credentials")
+    assert DEFAULT_REDACTOR.is_sensitive_name("X-Goog-Credential")

@@ -51,6 +51,13 @@ class _TierThatParksFirst:
         return self._tier.grams
 
 
+def _parked_mid_search(r: Redactor, owner: object) -> None:
+    index = r._index
+    index.file_waiting()
+    assert index._active
+    index._active = tuple(_TierThatParksFirst(t, r, owner) for t in index._active)
+
+
 def test_a_string_searched_while_its_owner_is_parked_is_not_remembered_clean() -> None:
     """Closing a session parks its values: a search it raced may not be trusted after."""
     r = Redactor()
@@ -59,14 +66,42 @@ def test_a_string_searched_while_its_owner_is_parked_is_not_remembered_clean() -
     r.set_secrets(owner, [KEY])
     text = f"upstream echoed {KEY}"
     assert scrub(None, "info", {"event": "x", "detail": text})["detail"] != text
-    index = r._index
-    index._active = tuple(_TierThatParksFirst(t, r, owner) for t in index._active)
-    scrub(None, "info", {"event": "x", "detail": text})  # raced the park: may show it
+    _parked_mid_search(r, owner)
+    scrub(None, "info", {"event": "x", "detail": text})  # raced the park
     for _ in range(3):  # the grace period masks it: every line that starts after the close
         assert scrub(None, "info", {"event": "x", "detail": text})["detail"] == (
             f"upstream echoed {REDACTED}"
         )
     assert r.scrub_mapping({"detail": text}) == {"detail": f"upstream echoed {REDACTED}"}
+
+
+def test_the_line_whose_search_a_park_raced_is_masked() -> None:
+    """The values of a session closed while its line is searched are masked in that line."""
+    r = Redactor()
+    scrub = EventRedactor(r)
+    owner = Owner()
+    r.set_secrets(owner, [KEY])
+    text = f"upstream echoed {KEY}"
+    _parked_mid_search(r, owner)
+    line = scrub(None, "info", {"event": "x", "detail": text, "nested": {"v": text}})
+    assert line == {
+        "event": "x",
+        "detail": f"upstream echoed {REDACTED}",
+        "nested": {"v": f"upstream echoed {REDACTED}"},
+    }
+
+
+def test_a_mask_whose_search_a_park_raced_is_masked() -> None:
+    r = Redactor()
+    owner = Owner()
+    r.set_secrets(owner, [KEY])
+    text = f"upstream echoed {KEY}"
+    _parked_mid_search(r, owner)
+    assert r.mask(text) == f"upstream echoed {REDACTED}"
+    other = Owner()
+    r.set_secrets(other, [KEY + "-other"])
+    _parked_mid_search(r, other)
+    assert r.scrub_mapping({"detail": f"{text}-other"}) == {"detail": f"upstream echoed {REDACTED}"}
 
 
 def test_sessions_closed_while_eight_threads_log_their_keys_stay_masked() -> None:

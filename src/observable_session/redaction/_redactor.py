@@ -73,6 +73,9 @@ class Redactor:
         # line's constant fields (event name, level, logger, method) are not searched again
         # until the secrets change.
         self._clean: tuple[object, set[str]] = (self.generation, set())
+        # Twice the parks so far, odd while one is under way (a sequence lock): a search
+        # that overlapped one may have missed what it parked.
+        self._parks = 0
 
     def _after_fork(self) -> None:
         # In a forked child: locks held by threads that do not exist there are made anew,
@@ -151,9 +154,14 @@ class Redactor:
             return
         if grace and self._grace_seconds > 0 and self._grace_max > 0:
             # Parked: out of the grams until a search needs them.
-            self._index.park(list(values.values()), self._clock() + self._grace_seconds)
-            # Still masked, but a search that raced the park may have missed them (they
-            # left the grams before being filed again): what it found clean is not trusted.
+            # Still masked, but a lock-free search that overlaps the park may miss them
+            # (they leave the grams to be filed again by the next search): it searches
+            # again (_find), and what it found clean is not trusted (a new generation).
+            self._parks += 1
+            try:
+                self._index.park(list(values.values()), self._clock() + self._grace_seconds)
+            finally:
+                self._parks += 1
             self.generation = object()
             while len(self._grace) > self._grace_max:
                 self._drop_oldest()
@@ -251,21 +259,34 @@ class Redactor:
         """``text`` with every secret form, scheme credential and URL secret as REDACTED."""
         if self._pending or self._grace:
             self._housekeeping()
-        found = self._index.find(text)
+        found = self._find(text)
         if found is None:
             if self._structure.detect(text) is None:
                 return text
             return self._structure.mask(text)
         return self._structure.mask(self._index.replace(text, found))
 
-    def _mask_found(self, text: str) -> str:
+    def _find(self, text: str) -> set[str] | None:
+        """The registered atoms ``text`` holds, searched again if a park raced the search.
+
+        A park takes values out of the grams and leaves them to the next search to file:
+        a search that had already found nothing waiting would miss them.
+        """
+        parks = self._parks
         found = self._index.find(text)
+        while found is None and (parks & 1 or parks != self._parks):
+            parks = self._parks
+            found = self._index.find(text)
+        return found
+
+    def _mask_found(self, text: str) -> str:
+        found = self._find(text)
         if found is not None:
             text = self._index.replace(text, found)
         return self._structure.mask(text)
 
     def _may_hold(self, text: str) -> bool:
-        return self._structure.detect(text) is not None or self._index.find(text) is not None
+        return self._structure.detect(text) is not None or self._find(text) is not None
 
     def mask_cut(self, text: str, limit: int) -> str:
         """``text`` masked, then cut to ``limit`` characters: no cut can split a secret.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -239,3 +240,43 @@ def test_the_cors_credentials_flag_sent_by_a_session_masks_no_ordinary_word(
         DEFAULT_REDACTOR.forget(session._credentials, grace=False)
     assert not DEFAULT_REDACTOR.is_sensitive_name("access-control-allow-credentials")
     assert DEFAULT_REDACTOR.is_sensitive_name("X-Goog-Credential")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_during_a_park_masks_and_does_not_hang(
+    default_owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parking thread is gone in the child: the park it was in is not waited for."""
+    key = f"{KEY}-fork-park"
+    DEFAULT_REDACTOR.set_secrets(default_owner, [key])
+    text = f"upstream echoed {key}"
+    assert DEFAULT_REDACTOR.mask(text) == f"upstream echoed {REDACTED}"
+    index = DEFAULT_REDACTOR._index
+    real_park = index.park
+    entered, release = threading.Event(), threading.Event()
+
+    def wait_then_park(entries: Any, expiry: float) -> None:
+        entered.set()
+        release.wait(10)
+        real_park(entries, expiry)
+
+    monkeypatch.setattr(index, "park", wait_then_park)
+    thread = threading.Thread(target=DEFAULT_REDACTOR.forget, args=(default_owner,))
+    thread.start()
+    try:
+        assert entered.wait(5)
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 1
+            try:
+                signal.alarm(5)  # a hang ends the child with SIGALRM
+                line = redact_event(None, "info", {"event": "x", "clean": "nothing here"})
+                masked = DEFAULT_REDACTOR.mask(text)
+                code = 0 if line["clean"] == "nothing here" and key not in masked else 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        thread.join()
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -79,11 +79,12 @@ class Redactor:
 
     def _after_fork(self) -> None:
         # In a forked child: locks held by threads that do not exist there are made anew,
-        # and a registration one of them was in the middle of (its values indexed, the
-        # generation not yet replaced) makes a new generation here.
+        # and a registration or park one of them was in the middle of (its values indexed,
+        # the generation not yet replaced) makes a new generation here.
         self._lock = threading.RLock()
         self._index._lock = threading.Lock()
         self.generation = object()
+        self._parks += self._parks & 1  # a park under way there never ends: not waited for
 
     @property
     def _matchers(self) -> object:

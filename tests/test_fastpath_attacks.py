@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -280,3 +281,40 @@ def test_a_child_forked_during_a_park_masks_and_does_not_hang(
         release.set()
         thread.join()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+class _CyclicOwner:
+    """An owner only the cyclic garbage collector frees (a session in a reference cycle)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_an_owner_collected_inside_the_index_does_not_deadlock_it() -> None:
+    """A collection runs at any allocation: here, one while a search files registrations."""
+    r = Redactor()
+    gc.disable()
+    try:
+        dead = _CyclicOwner()
+        r.set_secrets(dead, ["Zq-collected-in-index-K3y-0123"])
+        del dead
+        live = Owner()
+        r.set_secrets(live, [KEY])
+        index = r._index
+        real = index._add_now
+
+        def add_now(supers: Any) -> None:
+            index._add_now = real  # type: ignore[method-assign]
+            gc.collect()  # what an allocation here may set off
+            real(supers)
+
+        index._add_now = add_now  # type: ignore[method-assign]
+        out: list[str] = []
+        thread = threading.Thread(target=lambda: out.append(r.mask(f"echo {KEY}")), daemon=True)
+        thread.start()
+        thread.join(5)
+    finally:
+        gc.enable()
+    assert not thread.is_alive()
+    assert out == [f"echo {REDACTED}"]
+    assert r.mask("echo Zq-collected-in-index-K3y-0123") == f"echo {REDACTED}"  # in grace

@@ -220,9 +220,15 @@ class Redactor:
             self.generation = object()  # text found clean under the old rules is not now
 
     def _collected(self, key: int, token: int, _ref: object = None) -> None:
-        # Runs from the garbage collector, possibly while this thread holds the lock.
+        # Runs from the garbage collector, at any allocation: maybe inside the index, whose
+        # lock this thread then holds (a park would wait on it for ever), or inside this
+        # redactor (its lock is reentrant: a drain would change what the caller is in the
+        # middle of). The owner is then dropped by the next mask, event or registration.
         self._pending.append((key, token))
-        self._try_drain()
+        # (_is_owned: what threading.Condition asks an RLock; typeshed does not list it.)
+        owned = self._lock._is_owned()  # type: ignore[attr-defined]
+        if not owned and not self._index._lock.locked():
+            self._try_drain()
 
     def _try_drain(self) -> None:
         while self._pending and self._lock.acquire(blocking=False):

@@ -318,3 +318,25 @@ def test_an_owner_collected_inside_the_index_does_not_deadlock_it() -> None:
     assert not thread.is_alive()
     assert out == [f"echo {REDACTED}"]
     assert r.mask("echo Zq-collected-in-index-K3y-0123") == f"echo {REDACTED}"  # in grace
+
+
+class _PosingText(str):
+    """A value whose hash and equality pose as a string the memory holds as clean."""
+
+    def __hash__(self) -> int:
+        return hash("job.status")
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+def test_a_str_subclass_value_posing_as_a_clean_string_is_searched() -> None:
+    r = Redactor()
+    scrub = EventRedactor(r)
+    owner = Owner()
+    r.set_secrets(owner, [KEY])
+    assert scrub(None, "info", {"event": "job.status"})["event"] == "job.status"  # remembered
+    posing = _PosingText(f"upstream echoed {KEY}")
+    line = scrub(None, "info", {"event": "job.status", "detail": posing, "n": {"v": posing}})
+    assert line["detail"] == line["n"]["v"] == f"upstream echoed {REDACTED}"
+    assert type(line["detail"]) is str

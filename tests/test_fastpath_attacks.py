@@ -340,3 +340,26 @@ def test_a_str_subclass_value_posing_as_a_clean_string_is_searched() -> None:
     line = scrub(None, "info", {"event": "job.status", "detail": posing, "n": {"v": posing}})
     assert line["detail"] == line["n"]["v"] == f"upstream echoed {REDACTED}"
     assert type(line["detail"]) is str
+
+
+def test_a_line_logged_from_inside_a_park_does_not_hang() -> None:
+    """A ``__del__`` or weakref callback that logs can run at any allocation of a park."""
+    r = Redactor()
+    owner = Owner()
+    r.set_secrets(owner, [KEY])
+    assert r.mask(f"echo {KEY}") == f"echo {REDACTED}"
+    index = r._index
+    real_park = index.park
+    lines: list[str] = []
+
+    def park_then_log(entries: Any, expiry: float) -> None:
+        real_park(entries, expiry)
+        lines.append(r.mask("a line with nothing to hide"))
+
+    index.park = park_then_log  # type: ignore[method-assign]
+    thread = threading.Thread(target=r.forget, args=(owner,), daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert lines == ["a line with nothing to hide"]
+    assert r.mask(f"echo {KEY}") == f"echo {REDACTED}"

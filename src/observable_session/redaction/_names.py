@@ -5,7 +5,7 @@ Names are matched case-insensitively with ``-`` and ``_`` ignored: ``Authorizati
 the OpenTelemetry conventions redact, and any name containing ``token``, ``secret``,
 ``password``, ``passwd``, ``signature``, ``apikey`` (``X-Goog-Api-Key``, ``X-RapidAPI-Key``),
 ``accesskey``, ``authkey`` (``X-Auth-Key``), ``privatekey`` or ``credential``. Names under
-``observable_session.`` never are.
+``observable_session.`` never are, nor ``Access-Control-Allow-Credentials`` (a CORS flag).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Final
 
 __all__ = [
+    "NOT_SENSITIVE",
     "REDACTED",
     "SENSITIVE_FRAGMENTS",
     "SENSITIVE_NAMES",
@@ -57,6 +58,9 @@ SENSITIVE_FRAGMENTS: Final = (
     "privatekey",
     "credential",
 )
+#: Standard names a fragment matches that hold no secret: the CORS flag, whose one valid
+#: value (``true``) would otherwise be registered and masked in every line.
+NOT_SENSITIVE: Final = ("Access-Control-Allow-Credentials",)
 
 _OWN_PREFIX: Final = "observable_session."
 _CACHE_MAX: Final = 4096
@@ -70,13 +74,14 @@ def normalise(name: str) -> str:
 class NameRules:
     """Which header, field, attribute or query names are sensitive; cached, extendable."""
 
-    __slots__ = ("_exact", "_fragments", "cache", "spellings")
+    __slots__ = ("_exact", "_exempt", "_fragments", "cache", "spellings")
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         #: The names as spelled, for the free-text query-key detector.
         self.spellings = frozenset((*SENSITIVE_NAMES, *SENSITIVE_QUERY_KEYS, *extra))
         self._exact = frozenset(normalise(n) for n in self.spellings)
         self._fragments = tuple(normalise(f) for f in SENSITIVE_FRAGMENTS)
+        self._exempt = frozenset(normalise(n) for n in NOT_SENSITIVE) - self._exact
         #: Name -> verdict; read directly by the hot paths.
         self.cache: dict[str, bool] = {}
 
@@ -88,11 +93,25 @@ class NameRules:
         """Every spelling and fragment, for the query-key detector."""
         return [*self.spellings, *self._fragments]
 
-    def is_sensitive(self, name: str) -> bool:
-        """Whether a field called ``name`` holds a secret."""
+    def is_sensitive(self, name: object) -> bool:
+        """Whether a field called ``name`` holds a secret (a name that is no text never does).
+
+        A ``str`` subclass (a ``StrEnum`` member) is judged by its characters and ``bytes``
+        (a header name requests accepts) as latin-1, neither of them cached: a subclass's
+        own ``__eq__``/``__hash__`` could make it stand for another name in the cache.
+        """
+        if type(name) is not str:
+            if isinstance(name, str):
+                return self._judged(str.__str__(name))
+            if isinstance(name, (bytes, bytearray)):
+                return self._judged(bytes(name).decode("latin-1"))
+            return False
         cached = self.cache.get(name)
         if cached is not None:
             return cached
+        return self._judged(name)
+
+    def _judged(self, name: str) -> bool:
         lowered = name.lower()
         if lowered.startswith(_OWN_PREFIX):
             result = False
@@ -102,7 +121,11 @@ class NameRules:
             result = (
                 normalised in self._exact
                 or last in self._exact
-                or any(f in normalised for f in self._fragments)
+                or (
+                    normalised not in self._exempt
+                    and last not in self._exempt
+                    and any(f in normalised for f in self._fragments)
+                )
             )
         cache = self.cache
         if len(cache) >= _CACHE_MAX:

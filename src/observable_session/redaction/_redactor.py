@@ -73,6 +73,18 @@ class Redactor:
         # line's constant fields (event name, level, logger, method) are not searched again
         # until the secrets change.
         self._clean: tuple[object, set[str]] = (self.generation, set())
+        # Twice the parks so far, odd while one is under way (a sequence lock): a search
+        # that overlapped one may have missed what it parked.
+        self._parks = 0
+
+    def _after_fork(self) -> None:
+        # In a forked child: locks held by threads that do not exist there are made anew,
+        # and a registration or park one of them was in the middle of (its values indexed,
+        # the generation not yet replaced) makes a new generation here.
+        self._lock = threading.RLock()
+        self._index._lock = threading.Lock()
+        self.generation = object()
+        self._parks += self._parks & 1  # a park under way there never ends: not waited for
 
     @property
     def _matchers(self) -> object:
@@ -143,7 +155,15 @@ class Redactor:
             return
         if grace and self._grace_seconds > 0 and self._grace_max > 0:
             # Parked: out of the grams until a search needs them.
-            self._index.park(list(values.values()), self._clock() + self._grace_seconds)
+            # Still masked, but a lock-free search that overlaps the park may miss them
+            # (they leave the grams to be filed again by the next search): it searches
+            # again (_find), and what it found clean is not trusted (a new generation).
+            self._parks += 1
+            try:
+                self._index.park(list(values.values()), self._clock() + self._grace_seconds)
+            finally:
+                self._parks += 1
+            self.generation = object()
             while len(self._grace) > self._grace_max:
                 self._drop_oldest()
         else:
@@ -200,9 +220,15 @@ class Redactor:
             self.generation = object()  # text found clean under the old rules is not now
 
     def _collected(self, key: int, token: int, _ref: object = None) -> None:
-        # Runs from the garbage collector, possibly while this thread holds the lock.
+        # Runs from the garbage collector, at any allocation: maybe inside the index, whose
+        # lock this thread then holds (a park would wait on it for ever), or inside this
+        # redactor (its lock is reentrant: a drain would change what the caller is in the
+        # middle of). The owner is then dropped by the next mask, event or registration.
         self._pending.append((key, token))
-        self._try_drain()
+        # (_is_owned: what threading.Condition asks an RLock; typeshed does not list it.)
+        owned = self._lock._is_owned()  # type: ignore[attr-defined]
+        if not owned and not self._index._lock.locked():
+            self._try_drain()
 
     def _try_drain(self) -> None:
         while self._pending and self._lock.acquire(blocking=False):
@@ -240,21 +266,51 @@ class Redactor:
         """``text`` with every secret form, scheme credential and URL secret as REDACTED."""
         if self._pending or self._grace:
             self._housekeeping()
+        parks = self._parks  # _find, inlined: the common case costs two attribute reads
         found = self._index.find(text)
+        if found is None and (parks & 1 or parks != self._parks):
+            found = self._find_again(text, parks)
         if found is None:
             if self._structure.detect(text) is None:
                 return text
             return self._structure.mask(text)
         return self._structure.mask(self._index.replace(text, found))
 
-    def _mask_found(self, text: str) -> str:
+    def _find(self, text: str) -> set[str] | None:
+        """The registered atoms ``text`` holds, searched again if a park raced the search.
+
+        A park takes values out of the grams and leaves them to the next search to file:
+        a search that had already found nothing waiting would miss them. The search again
+        first waits for a park under way (it holds the index's lock) and files what it
+        parked. Not from inside this redactor (a line logged by a ``__del__`` that one of
+        its allocations set off): the park under way may be this thread's own.
+        """
+        parks = self._parks
         found = self._index.find(text)
+        if found is None and (parks & 1 or parks != self._parks):
+            found = self._find_again(text, parks)
+        return found
+
+    def _find_again(self, text: str, parks: int) -> set[str] | None:
+        found = None
+        while found is None and (parks & 1 or parks != self._parks):
+            if self._lock._is_owned():  # type: ignore[attr-defined]
+                break
+            parks = self._parks
+            if parks & 1:
+                time.sleep(0)  # the parking thread is between two steps: let it on
+            self._index.file_waiting()
+            found = self._index.find(text)
+        return found
+
+    def _mask_found(self, text: str) -> str:
+        found = self._find(text)
         if found is not None:
             text = self._index.replace(text, found)
         return self._structure.mask(text)
 
     def _may_hold(self, text: str) -> bool:
-        return self._structure.detect(text) is not None or self._index.find(text) is not None
+        return self._structure.detect(text) is not None or self._find(text) is not None
 
     def mask_cut(self, text: str, limit: int) -> str:
         """``text`` masked, then cut to ``limit`` characters: no cut can split a secret.
@@ -358,13 +414,13 @@ class Redactor:
         names = self._name_cache
         out: dict[Any, Any] = {}
         for key, value in mapping.items():
-            if type(key) is str:
-                sensitive = names.get(key)
-                if sensitive is None:
-                    sensitive = self.is_sensitive_name(key)
-                if sensitive:
-                    out[key] = REDACTED
-                    continue
+            # Only an exact str is looked up in the cache (see NameRules.is_sensitive).
+            sensitive = names.get(key) if type(key) is str else None
+            if sensitive is None:
+                sensitive = self.is_sensitive_name(key)
+            if sensitive:
+                out[key] = REDACTED
+                continue
             if type(value) is str:
                 out[key] = value
                 if value not in clean:

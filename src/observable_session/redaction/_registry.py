@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from typing import Final
 
 from ._redactor import Redactor
@@ -14,16 +13,11 @@ __all__ = ["DEFAULT_REDACTOR", "mask", "mask_url"]
 DEFAULT_REDACTOR: Final = Redactor()
 
 
-def _renew_locks() -> None:
-    # Every session of the process takes these: a child forked while a thread held one would
-    # hang at its first session, log line or span. (Not _forksafe: redaction imports nothing
-    # from the rest of the package.)
-    DEFAULT_REDACTOR._lock = threading.RLock()
-    DEFAULT_REDACTOR._index._lock = threading.Lock()
-
-
+# Every session of the process takes the redactor's locks: a child forked while a thread
+# held one would hang at its first session, log line or span. (Not _forksafe: redaction
+# imports nothing from the rest of the package.)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_locks)
+    os.register_at_fork(after_in_child=DEFAULT_REDACTOR._after_fork)
 
 
 def mask(text: str) -> str:

@@ -363,3 +363,19 @@ def test_a_line_logged_from_inside_a_park_does_not_hang() -> None:
     assert not thread.is_alive()
     assert lines == ["a line with nothing to hide"]
     assert r.mask(f"echo {KEY}") == f"echo {REDACTED}"
+
+
+@pytest.mark.parametrize("flag", ["true", "False", "null", "yes"])
+def test_a_flag_word_in_a_sensitive_named_header_masks_no_ordinary_word(
+    upstream: Upstream, flag: str
+) -> None:
+    """``X-Use-Credentials: true`` is a flag: its word stays readable in every other line."""
+    session = Session(base_url=upstream.url)
+    try:
+        session.headers["X-Use-Credentials"] = flag
+        session.get("/x")
+        line = redact_event(None, "info", {"event": "cache.lookup", "detail": f"hit={flag}"})
+        assert line["detail"] == f"hit={flag}"
+    finally:
+        session.close()
+        DEFAULT_REDACTOR.forget(session._credentials, grace=False)

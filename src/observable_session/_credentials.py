@@ -41,6 +41,9 @@ MAX_COOKIE_BYTES: Final = 16 * 1024
 #: Shorter cookie values (flags such as ``1`` or ``true``) are not masked.
 MIN_COOKIE_LENGTH: Final = 8
 MIN_VALUE_LENGTH: Final = 4
+# A header matched by its name that carries one of these is a flag, not a credential
+# (``X-Use-Credentials: true``): registered, the word would be masked in every line.
+_FLAG_WORDS: Final = frozenset({"true", "false", "none", "null", "yes", "enabled", "disabled"})
 #: Query and body fields shorter than this are not masked: a server that redirects to
 #: ``?token=true`` (or a body's ``"token_type": "bearer"``) must not blank a common word out
 #: of every log line.
@@ -152,7 +155,7 @@ class Credentials:
             if name.lower() in ("cookie", "set-cookie"):
                 cookies.append(text)
                 cookies.extend(_cookie_values(text))
-            else:
+            elif name.lower() in secret_names or text.strip().lower() not in _FLAG_WORDS:
                 found.append(text)
                 if "=" in text and name.lower() in _PROOF_HEADERS:
                     found.extend(_PROOF.findall(text))

@@ -294,7 +294,7 @@ def test_refused_connection_ends_a_post_wait(refused_url: str, no_sleep: list[fl
 
 
 def test_predicate_errors_propagate(upstream: Upstream, no_sleep: list[float]) -> None:
-    """An exception in ``until`` is the caller's: it ends the wait unchanged."""
+    """An exception in ``until`` ends the wait (r.json() on no JSON: still a ValueError)."""
     upstream.script("/j", Reply(200, b"not json"))
     with _session(upstream, no_sleep) as api, pytest.raises(ValueError):
         api.wait("/j", until=_done)

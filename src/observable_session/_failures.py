@@ -10,10 +10,11 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from requests import PreparedRequest, Response
+from requests import PreparedRequest, RequestException, Response
 
 from ._bodies import error_text
 from ._config import DEFAULT_ERROR_BODY_LIMIT
+from ._credentials import masked_unicode_error, masked_value_error
 from ._retry import error_type
 from .errors import ApiHTTPError, DeadlineExceeded, RequestsApiError, counterpart
 from .redaction import DEFAULT_REDACTOR, REDACTED
@@ -162,6 +163,33 @@ def wrap(
             history=tuple(call.history),
             args=args,
         )
+    exc.error_type = error_type(error)
+    exc.__cause__ = DEFAULT_REDACTOR.sanitize_exception(error)
+    exc.__suppress_context__ = True
+    return exc
+
+
+def masked_predicate_error(error: BaseException, where: str) -> BaseException | None:
+    """What a wait raises for ``error`` from its ``until``/``fail_when``; ``None``: ``error``.
+
+    A predicate reads the poll's response (``r.json()``, a streamed body), so what it
+    raises may quote that body: requests' ``JSONDecodeError`` keeps the whole text in
+    ``doc`` and in its pickle, a ``ChunkedEncodingError`` the bad chunk line. As for a
+    response hook inside ``request()``: a requests error becomes its typed, masked
+    counterpart (still that requests class), a bare ``ValueError`` or header
+    ``UnicodeEncodeError`` quoting a credential a masked copy; anything else is kept.
+    """
+    if isinstance(error, RequestsApiError):
+        return None
+    if not isinstance(error, RequestException):
+        return masked_unicode_error(error) or masked_value_error(error)
+    cls = counterpart(type(error))
+    exc = cls(
+        DEFAULT_REDACTOR.mask(f"{where}: {error}"),
+        request=masked_request(getattr(error, "request", None)),
+        response=error.response,
+        args=_masked_args(error),
+    )
     exc.error_type = error_type(error)
     exc.__cause__ = DEFAULT_REDACTOR.sanitize_exception(error)
     exc.__suppress_context__ = True

@@ -18,9 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from requests import Response
 
-from ._failures import http_error
+from ._failures import http_error, masked_predicate_error
 from ._retry import IDEMPOTENT_METHODS, RETRY_AFTER_STATUSES
-from ._wait_config import OVERLOAD_KWARGS, PollTarget, WaitSettings, poll_target, retry_after
+from ._wait_config import (
+    OVERLOAD_KWARGS,
+    PollTarget,
+    Predicate,
+    WaitSettings,
+    poll_target,
+    retry_after,
+)
 from .errors import (
     ApiConnectionError,
     ApiConnectTimeout,
@@ -125,9 +132,9 @@ class _Wait:
             response, failure = self._poll()
             if failure is None:
                 assert response is not None
-                if settings.fail_when is not None and settings.fail_when(response):
+                if settings.fail_when is not None and self._holds(settings.fail_when, response):
                     raise self._failed(response)
-                if settings.until(response):
+                if self._holds(settings.until, response):
                     return response
             pause, from_retry_after = self._next_pause(step, response)
             step = min(settings.max_interval, step * settings.multiplier)
@@ -186,6 +193,16 @@ class _Wait:
         if not _retryable_status(self.session, method, response):
             raise error
         return response, error
+
+    def _holds(self, predicate: Predicate, response: Response) -> bool:
+        """``predicate(response)``; what it raises quoting the body is raised masked."""
+        try:
+            return bool(predicate(response))
+        except BaseException as exc:
+            masked = masked_predicate_error(exc, f"wait for {self._where()}")
+            if masked is None:
+                raise
+        raise masked  # outside the handler: the original is not even its __context__
 
     def _next_pause(self, step: float, response: Response | None) -> tuple[float, bool]:
         settings = self.settings

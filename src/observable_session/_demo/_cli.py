@@ -12,6 +12,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 from .._version import __version__
+from ..redaction import DEFAULT_REDACTOR
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -124,19 +125,21 @@ def _seed(text: str) -> int:
 
 def _http_url(text: str) -> str:
     """Accept an absolute http(s) URL with a host and no credentials, query or fragment."""
+    # Quoted in an error, the URL is masked: a refused one may carry a password or token.
+    shown = repr(DEFAULT_REDACTOR.mask_url(text))
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a valid URL: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a valid URL: {shown}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {shown}")
     if parts.username is not None or parts.password is not None:
         raise argparse.ArgumentTypeError("credentials in the URL are not supported")
     if parts.query or parts.fragment:
-        raise argparse.ArgumentTypeError(f"expected a URL without query or fragment: {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a URL without query or fragment: {shown}")
     if port == 0:
-        raise argparse.ArgumentTypeError(f"port 0 is not a valid target port: {text!r}")
+        raise argparse.ArgumentTypeError(f"port 0 is not a valid target port: {shown}")
     return text.rstrip("/")
 
 

@@ -136,12 +136,17 @@ def _masked_args(error: BaseException) -> tuple[Any, ...]:
 
 
 def wrap(
-    error: BaseException, call: Call | None, cls: type[RequestsApiError] | None = None
+    error: BaseException,
+    call: Call | None,
+    cls: type[RequestsApiError] | None = None,
+    *,
+    where: str = "request not sent",
 ) -> RequestsApiError:
     """Our typed, masked error for a requests failure; its cause is a masked copy.
 
     The class is the counterpart of the failure's most specific requests class; ``args``,
-    ``request`` and ``response`` are the failure's (``args`` masked).
+    ``request`` and ``response`` are the failure's (``args`` masked). Outside a call, the
+    message starts with ``where``.
     """
     if cls is None:
         cls = counterpart(type(error))
@@ -150,7 +155,7 @@ def wrap(
     request = masked_request(getattr(error, "request", None), auth_names)
     args = _masked_args(error)
     if call is None:
-        message = DEFAULT_REDACTOR.mask(f"request not sent: {error}")
+        message = DEFAULT_REDACTOR.mask(f"{where}: {error}")
         exc = cls(message, request=request, response=response, args=args)
     else:
         attempts = f" after {call.attempts} attempts" if call.attempts > 1 else ""
@@ -181,19 +186,9 @@ def masked_predicate_error(error: BaseException, where: str) -> BaseException | 
     """
     if isinstance(error, RequestsApiError):
         return None
-    if not isinstance(error, RequestException):
-        return masked_unicode_error(error) or masked_value_error(error)
-    cls = counterpart(type(error))
-    exc = cls(
-        DEFAULT_REDACTOR.mask(f"{where}: {error}"),
-        request=masked_request(getattr(error, "request", None)),
-        response=error.response,
-        args=_masked_args(error),
-    )
-    exc.error_type = error_type(error)
-    exc.__cause__ = DEFAULT_REDACTOR.sanitize_exception(error)
-    exc.__suppress_context__ = True
-    return exc
+    if isinstance(error, RequestException):
+        return wrap(error, None, where=where)
+    return masked_unicode_error(error) or masked_value_error(error)
 
 
 def deadline_error(

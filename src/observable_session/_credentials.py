@@ -147,17 +147,21 @@ class Credentials:
         cookies: list[str] = []
         for key, value in headers.items():
             name = _header_name(key)
-            if name is None or not (name.lower() in secret_names or sensitive(name)):
+            if name is None:
+                continue
+            lowered = name.lower()
+            secret = lowered in secret_names
+            if not (secret or sensitive(name)):
                 continue
             text = value.decode("latin-1") if isinstance(value, bytes) else value
             if not isinstance(text, str):
                 continue
-            if name.lower() in ("cookie", "set-cookie"):
+            if lowered in ("cookie", "set-cookie"):
                 cookies.append(text)
                 cookies.extend(_cookie_values(text))
-            elif name.lower() in secret_names or text.strip().lower() not in _FLAG_WORDS:
+            elif secret or text.strip().lower() not in _FLAG_WORDS:
                 found.append(text)
-                if "=" in text and name.lower() in _PROOF_HEADERS:
+                if "=" in text and lowered in _PROOF_HEADERS:
                     found.extend(_PROOF.findall(text))
         self.register(found)
         if cookies:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from observable_session.redaction import (
     redact_event,
 )
 from tests.conftest import Upstream
+from tests.forking import child_status
 
 KEY = "Zq-fastpath-attack-K3y-0123456789"
 
@@ -157,34 +157,22 @@ def test_a_child_forked_during_a_registration_does_not_serve_its_secret_clean(
     assert redact_event(None, "info", {"event": "x", "detail": text})["detail"] == text
     index = DEFAULT_REDACTOR._index
     real_add = index.add
-    entered, release = threading.Event(), threading.Event()
 
-    def add_then_wait(supers: Any) -> None:
-        real_add(supers)
-        entered.set()
-        release.wait(10)
+    def inside(entered: threading.Event, release: threading.Event) -> None:
+        def add_then_wait(supers: Any) -> None:
+            real_add(supers)
+            entered.set()
+            release.wait(10)
 
-    monkeypatch.setattr(index, "add", add_then_wait)
-    thread = threading.Thread(
-        target=DEFAULT_REDACTOR.add_secrets, args=(default_owner, [f"{KEY}-fork"])
-    )
-    thread.start()
-    try:
-        assert entered.wait(5)
-        pid = os.fork()
-        if pid == 0:  # the child: report through the exit code only
-            code = 1
-            try:
-                line = redact_event(None, "info", {"event": "x", "detail": text})["detail"]
-                masked = DEFAULT_REDACTOR.mask(text)
-                code = 0 if line == masked == f"upstream echoed {REDACTED}" else 3
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-    finally:
-        release.set()
-        thread.join()
-    assert os.waitstatus_to_exitcode(status) == 0
+        monkeypatch.setattr(index, "add", add_then_wait)
+        DEFAULT_REDACTOR.add_secrets(default_owner, [f"{KEY}-fork"])
+
+    def then() -> None:
+        line = redact_event(None, "info", {"event": "x", "detail": text})["detail"]
+        masked = DEFAULT_REDACTOR.mask(text)
+        assert line == masked == f"upstream echoed {REDACTED}"
+
+    assert child_status(inside, then) == 0
 
 
 class _Header(str, Enum):
@@ -254,33 +242,22 @@ def test_a_child_forked_during_a_park_masks_and_does_not_hang(
     assert DEFAULT_REDACTOR.mask(text) == f"upstream echoed {REDACTED}"
     index = DEFAULT_REDACTOR._index
     real_park = index.park
-    entered, release = threading.Event(), threading.Event()
 
-    def wait_then_park(entries: Any, expiry: float) -> None:
-        entered.set()
-        release.wait(10)
-        real_park(entries, expiry)
+    def inside(entered: threading.Event, release: threading.Event) -> None:
+        def wait_then_park(entries: Any, expiry: float) -> None:
+            entered.set()
+            release.wait(10)
+            real_park(entries, expiry)
 
-    monkeypatch.setattr(index, "park", wait_then_park)
-    thread = threading.Thread(target=DEFAULT_REDACTOR.forget, args=(default_owner,))
-    thread.start()
-    try:
-        assert entered.wait(5)
-        pid = os.fork()
-        if pid == 0:  # the child: report through the exit code only
-            code = 1
-            try:
-                signal.alarm(5)  # a hang ends the child with SIGALRM
-                line = redact_event(None, "info", {"event": "x", "clean": "nothing here"})
-                masked = DEFAULT_REDACTOR.mask(text)
-                code = 0 if line["clean"] == "nothing here" and key not in masked else 3
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-    finally:
-        release.set()
-        thread.join()
-    assert os.waitstatus_to_exitcode(status) == 0
+        monkeypatch.setattr(index, "park", wait_then_park)
+        DEFAULT_REDACTOR.forget(default_owner)
+
+    def then() -> None:
+        line = redact_event(None, "info", {"event": "x", "clean": "nothing here"})
+        assert line["clean"] == "nothing here"
+        assert key not in DEFAULT_REDACTOR.mask(text)
+
+    assert child_status(inside, then) == 0  # -1: the child hung
 
 
 class _CyclicOwner:

@@ -7,52 +7,14 @@ and first use is made anew in the child.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from requests.structures import CaseInsensitiveDict
 
 from observable_session import Session, _deadline, _reuse
-
-CHILD_SECONDS = 5.0
-
-
-def _child_status(inside: Callable[[threading.Event, threading.Event], None], then: Any) -> int:
-    """Fork while a thread is stopped in ``inside``; the child runs ``then``: its exit code.
-
-    ``inside(entered, release)`` sets ``entered`` once it holds the lock and waits for
-    ``release``. -1: the child was still running after CHILD_SECONDS (it hung).
-    """
-    entered, release = threading.Event(), threading.Event()
-    thread = threading.Thread(target=inside, args=(entered, release), daemon=True)
-    thread.start()
-    try:
-        assert entered.wait(5)
-        pid = os.fork()
-        if pid == 0:  # the child: report through the exit code only
-            code = 1
-            try:
-                then()
-                code = 0
-            finally:
-                os._exit(code)
-        until = time.monotonic() + CHILD_SECONDS
-        while time.monotonic() < until:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status)
-            time.sleep(0.01)  # polling the child, bounded by CHILD_SECONDS
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        return -1
-    finally:
-        release.set()
-        thread.join(5)
+from tests.forking import child_status
 
 
 def test_a_fork_during_another_threads_first_read_of_adapters(
@@ -74,7 +36,7 @@ def test_a_fork_during_another_threads_first_read_of_adapters(
         Session().get_adapter("http://127.0.0.1/")
 
     monkeypatch.setattr(_deadline, "install", install)
-    assert _child_status(inside, lambda: Session().get_adapter("http://127.0.0.1/")) == 0
+    assert child_status(inside, lambda: Session().get_adapter("http://127.0.0.1/")) == 0
 
 
 def test_a_fork_during_another_threads_add_user_agent() -> None:
@@ -97,7 +59,7 @@ def test_a_fork_during_another_threads_add_user_agent() -> None:
         session.headers = headers
         session.add_user_agent("job-runner/1")
 
-    assert _child_status(inside, lambda: Session().add_user_agent("worker/2")) == 0
+    assert child_status(inside, lambda: Session().add_user_agent("worker/2")) == 0
 
 
 def test_a_fork_while_another_thread_stores_a_construction_result(
@@ -123,7 +85,7 @@ def test_a_fork_while_another_thread_stores_a_construction_result(
         caches.stop = (entered, release)
         Session(base_url="https://fork.example.com/a/")
 
-    assert _child_status(inside, lambda: Session(base_url="https://fork.example.com/b/")) == 0
+    assert child_status(inside, lambda: Session(base_url="https://fork.example.com/b/")) == 0
 
 
 def _shared_locks() -> list[tuple[object, str]]:
@@ -160,4 +122,4 @@ def test_every_shared_lock_held_at_fork_is_free_in_the_child(owner: object, name
         assert lock.acquire(timeout=2)
         lock.release()
 
-    assert _child_status(inside, then) == 0
+    assert child_status(inside, then) == 0
